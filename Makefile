@@ -1,0 +1,77 @@
+# One entry point for developers and CI. `make test` builds everything it needs from scratch.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON313 := $(shell tools/find-python)
+PY_BIN_DIR := $(dir $(PYTHON313))
+VENV := .venv
+PY := $(VENV)/bin/python
+SAM_VENV := .tools/sam
+SAM := $(SAM_VENV)/bin/sam
+SAM_VERSION := 1.170.0
+export PYTHONPATH := $(CURDIR)/layers/billing:$(CURDIR)
+export PATH := $(PY_BIN_DIR):$(PATH)
+export AWS_DEFAULT_REGION ?= us-east-1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: help venv tools run test lint fmt typecheck unit integration e2e template-test \
+        bench-coldstart bench-ingest apikey clean
+
+help: ## List targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements-dev.txt layers/deps/requirements.txt
+	@test -n "$(PYTHON313)" || { echo "Python 3.13 is required" >&2; exit 1; }
+	$(PYTHON313) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.installed ## Create or update the app venv (Python 3.13)
+
+$(SAM_VENV)/.installed:
+	$(PYTHON313) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install -q --upgrade pip
+	$(SAM_VENV)/bin/python -m pip install -q aws-sam-cli==$(SAM_VERSION)
+	touch $@
+
+tools: $(SAM_VENV)/.installed ## Install the AWS SAM CLI in its own tool environment
+
+run: venv ## Start the local stack on 127.0.0.1 (API :3000, function URLs :3001, AWS :5000)
+	$(PY) -m devstack
+
+apikey: venv ## Manage tenants and API keys: make apikey ARGS="create --tenant acme --environment production"
+	$(PY) -m billing_admin $(ARGS)
+
+lint: venv ## ruff lint + format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+fmt: venv ## Format the code
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+typecheck: venv ## mypy (strict on the shared package)
+	$(VENV)/bin/mypy
+
+unit: venv ## Unit tier
+	$(VENV)/bin/pytest tests/unit -q
+
+integration: venv ## Integration tier (handlers against the embedded AWS)
+	$(VENV)/bin/pytest tests/integration -q -n 2
+
+e2e: venv ## End-to-end tier (the local stack over HTTP)
+	$(VENV)/bin/pytest tests/e2e -q
+
+template-test: venv tools ## Template tier: sam validate --lint, sam build, invariants
+	$(VENV)/bin/pytest tests/template -q
+
+test: venv tools lint typecheck ## Every tier, from scratch
+	$(VENV)/bin/pytest tests/unit tests/integration tests/e2e tests/template -q -n 2
+
+bench-coldstart: venv ## Import + init time of every function (median of 5, ms)
+	$(PY) bench/coldstart.py
+
+clean: ## Remove venvs and build output
+	rm -rf $(VENV) .tools .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Usage-based billing backend: the shared package deployed as a Lambda layer."""

@@ -1,0 +1,111 @@
+"""Pieces shared by the HTTP schemas: list queries, money strings, metadata, timestamps."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+from billing.timeutil import parse_iso
+
+MAX_LIMIT = 1000
+DEFAULT_LIMIT = 50
+
+
+def _decimal(value: Any) -> Decimal:
+    if isinstance(value, bool):
+        raise ValueError("must be a decimal string")
+    if isinstance(value, Decimal):
+        result = value
+    elif isinstance(value, int):
+        result = Decimal(value)
+    elif isinstance(value, str):
+        try:
+            result = Decimal(value.strip())
+        except InvalidOperation:
+            raise ValueError("must be a decimal string such as \"12.50\"") from None
+    else:
+        raise ValueError("must be a decimal string such as \"12.50\"")
+    if not result.is_finite():
+        raise ValueError("must be a finite decimal")
+    return result
+
+
+DecimalStr = Annotated[Decimal, BeforeValidator(_decimal)]
+"""A decimal sent as a JSON string (the contract) or a JSON number (parsed without floats)."""
+
+
+def _timestamp(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be an RFC 3339 timestamp")
+    try:
+        return parse_iso(value)
+    except ValueError:
+        raise ValueError("must be an RFC 3339 timestamp such as 2026-01-31T00:00:00Z") from None
+
+
+Timestamp = Annotated[datetime, BeforeValidator(_timestamp)]
+
+Metadata = dict[str, str]
+Status = Literal["published", "archived", "deleted"]
+
+
+def money(value: Decimal | None) -> str | None:
+    """Money in the API: a decimal string in main currency units, without exponent notation."""
+    if value is None:
+        return None
+    text = format(value, "f")
+    return text
+
+
+class Edge(BaseModel):
+    """Base of every request model: unknown fields are ignored, strings trimmed."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+
+def _csv(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+CsvList = Annotated[list[str], BeforeValidator(_csv)]
+
+
+class ListFilter(Edge):
+    """``limit``/``offset``/``order``/``status`` plus a created-at range: GET query or search body."""
+
+    limit: int = Field(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
+    offset: int = Field(default=0, ge=0)
+    order: Literal["asc", "desc"] = "desc"
+    status: Status | None = None
+    start_time: Timestamp | None = None
+    end_time: Timestamp | None = None
+
+    @field_validator("order", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+    def keep(self, record: dict[str, Any]) -> bool:
+        """Status (default: published only) and created-at range."""
+        wanted = self.status or "published"
+        if record.get("status") != wanted:
+            return False
+        created = record.get("created_at")
+        if created and (self.start_time or self.end_time):
+            at = parse_iso(created)
+            if self.start_time and at < self.start_time:
+                return False
+            if self.end_time and at > self.end_time:
+                return False
+        return True
+
+    def arrange(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Records arrive newest first; ``asc`` reverses them."""
+        return list(reversed(records)) if self.order == "asc" else records

@@ -1,0 +1,123 @@
+"""Tenants, environments and API keys. A key is stored only as its SHA-256 hash.
+
+Items on the entities table:
+
+- ``PK = tenant#<tenant_id>``, ``SK = tenant``: the tenant.
+- ``PK = tenant#<tenant_id>``, ``SK = env#<environment_id>``: an environment of the tenant.
+- ``PK = apikey#<sha256>``, ``SK = apikey``: a key; ``GSI1PK = tenant#<tenant_id>#apikeys`` lists a tenant's keys,
+  ``GSI2PK = apikeyid#<key_id>`` finds a key by its id (to revoke it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from typing import Any
+
+from billing.errors import NotFound, ValidationFailed
+from billing.ids import new_id
+from billing.store.dynamo import Table
+from billing.store.entities import strip_keys
+from billing.timeutil import iso, utcnow
+
+KEY_PREFIX = "bk_"
+ACTIVE = "active"
+REVOKED = "revoked"
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def generate_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def create_tenant(table: Table, name: str, tenant_id: str | None = None) -> dict[str, Any]:
+    tenant_id = tenant_id or new_id("tenant")
+    record = {"id": tenant_id, "name": name, "created_at": iso(utcnow())}
+    table.put({"PK": f"tenant#{tenant_id}", "SK": "tenant", **record}, condition="attribute_not_exists(PK)")
+    return record
+
+
+def create_environment(
+    table: Table, tenant_id: str, name: str, environment_id: str | None = None
+) -> dict[str, Any]:
+    if table.get(f"tenant#{tenant_id}", "tenant") is None:
+        raise NotFound(f"tenant {tenant_id} was not found")
+    environment_id = environment_id or new_id("environment")
+    record = {"id": environment_id, "tenant_id": tenant_id, "name": name, "created_at": iso(utcnow())}
+    table.put(
+        {"PK": f"tenant#{tenant_id}", "SK": f"env#{environment_id}", **record},
+        condition="attribute_not_exists(PK)",
+    )
+    return record
+
+
+def create_key(
+    table: Table, tenant_id: str, environment_id: str, name: str = "default", key: str | None = None
+) -> tuple[dict[str, Any], str]:
+    """Store a new key's hash and return (record, clear key). The clear key is never stored."""
+    if table.get(f"tenant#{tenant_id}", f"env#{environment_id}") is None:
+        raise NotFound(f"environment {environment_id} of tenant {tenant_id} was not found")
+    clear = key or generate_key()
+    if len(clear) < 16:
+        raise ValidationFailed("an API key must be at least 16 characters")
+    digest = hash_key(clear)
+    record = {
+        "key_id": new_id("api_key"),
+        "tenant_id": tenant_id,
+        "environment_id": environment_id,
+        "name": name,
+        "status": ACTIVE,
+        "hint": clear[:6] + "…" + clear[-4:],
+        "created_at": iso(utcnow()),
+    }
+    table.put(
+        {
+            "PK": f"apikey#{digest}",
+            "SK": "apikey",
+            "GSI1PK": f"tenant#{tenant_id}#apikeys",
+            "GSI1SK": record["key_id"],
+            "GSI2PK": f"apikeyid#{record['key_id']}",
+            "GSI2SK": "apikey",
+            **record,
+        },
+        condition="attribute_not_exists(PK)",
+    )
+    return record, clear
+
+
+def list_keys(table: Table, tenant_id: str) -> list[dict[str, Any]]:
+    return [strip_keys(i) for i in table.query(f"tenant#{tenant_id}#apikeys", index="GSI1")]
+
+
+def revoke_key(table: Table, key_id: str) -> dict[str, Any]:
+    found = table.query(f"apikeyid#{key_id}", index="GSI2")
+    if not found:
+        raise NotFound(f"API key {key_id} was not found")
+    item = found[0]
+    updated = table.update(
+        item["PK"],
+        item["SK"],
+        "SET #s = :r, revoked_at = :t",
+        names={"#s": "status"},
+        values={":r": REVOKED, ":t": iso(utcnow())},
+    )
+    return strip_keys(updated)
+
+
+def authorize(table: Table, key: str | None) -> dict[str, str]:
+    """The authorizer's context for a key: tenant and environment, or the reason it is refused."""
+    if not key:
+        return {"auth_error": "a valid x-api-key header is required"}
+    item = table.get(f"apikey#{hash_key(key)}", "apikey", consistent=False)
+    if item is None:
+        return {"auth_error": "the API key is not valid"}
+    if item.get("status") != ACTIVE:
+        return {"auth_error": "the API key has been revoked"}
+    return {
+        "tenant_id": item["tenant_id"],
+        "environment_id": item["environment_id"],
+        "key_id": item["key_id"],
+    }

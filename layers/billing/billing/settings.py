@@ -1,0 +1,50 @@
+"""Typed settings. The only module that reads ``os.environ``."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    stage: str
+    region: str
+    entities_table: str
+    events_table: str
+    log_level: str
+    # Set only by the local stack and tests: points every AWS client at an embedded endpoint.
+    aws_endpoint_url: str | None
+    # Queue URLs, filled in by the template for the functions that use them.
+    backfill_queue_url: str | None
+    max_body_bytes: int
+    default_page_limit: int
+    max_page_limit: int
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return int(raw) if raw else default
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    env = os.environ
+    return Settings(
+        stage=env.get("STAGE", "dev"),
+        region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+        entities_table=env.get("ENTITIES_TABLE", "billing-entities"),
+        events_table=env.get("EVENTS_TABLE", "billing-events"),
+        log_level=env.get("LOG_LEVEL", "INFO"),
+        aws_endpoint_url=env.get("BILLING_AWS_ENDPOINT_URL") or None,
+        backfill_queue_url=env.get("BACKFILL_QUEUE_URL") or None,
+        max_body_bytes=_int("MAX_BODY_BYTES", 1_048_576),
+        default_page_limit=50,
+        max_page_limit=1000,
+    )
+
+
+def reset_settings() -> None:
+    """Forget cached settings (tests and the local stack change the environment)."""
+    get_settings.cache_clear()

@@ -1,0 +1,269 @@
+"""A small DynamoDB table adapter over the low-level client: (de)serialization, paging, transactions.
+
+Limits that DynamoDB enforces (and the embedded server used locally does not) are enforced here:
+at most 100 items per transaction and 25 per batch write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from billing.errors import ServiceUnavailable, TooManyRequests
+
+_ser = TypeSerializer()
+_de = TypeDeserializer()
+
+MAX_TRANSACT_ITEMS = 100
+MAX_BATCH_WRITE = 25
+MAX_BATCH_GET = 100
+
+_THROTTLES = {
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+}
+
+
+class ConditionFailed(Exception):
+    """A conditional write did not apply. ``reasons`` lists per-item codes for transactions."""
+
+    def __init__(self, reasons: Sequence[str | None] = ()) -> None:
+        super().__init__("condition failed")
+        self.reasons = list(reasons)
+
+
+def serialize(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _ser.serialize(v) for k, v in item.items() if v is not None}
+
+
+def deserialize(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _de.deserialize(v) for k, v in item.items()}
+
+
+def _values(values: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    return {k: _ser.serialize(v) for k, v in values.items()} if values else None
+
+
+def _raise_mapped(err: ClientError) -> None:
+    code = err.response.get("Error", {}).get("Code", "")
+    if code == "ConditionalCheckFailedException":
+        raise ConditionFailed(["ConditionalCheckFailed"]) from err
+    if code == "TransactionCanceledException":
+        reasons = [r.get("Code") for r in err.response.get("CancellationReasons", [])]
+        if any(r in ("TransactionConflict", "ThrottlingError") for r in reasons) and not any(
+            r == "ConditionalCheckFailed" for r in reasons
+        ):
+            raise ServiceUnavailable(
+                "the write conflicted with a concurrent change; retry", {"retry_after": 1}
+            ) from err
+        raise ConditionFailed(reasons) from err
+    if code in _THROTTLES:
+        raise TooManyRequests("storage is busy; retry shortly", {"retry_after": 1}) from err
+    raise err
+
+
+class Table:
+    def __init__(self, client: Any, name: str) -> None:
+        self.client = client
+        self.name = name
+
+    # -- single items -------------------------------------------------------------------------
+    def get(self, pk: str, sk: str, *, consistent: bool = True) -> dict[str, Any] | None:
+        try:
+            out = self.client.get_item(
+                TableName=self.name,
+                Key={"PK": {"S": pk}, "SK": {"S": sk}},
+                ConsistentRead=consistent,
+            )
+        except ClientError as err:
+            _raise_mapped(err)
+        item = out.get("Item")
+        return deserialize(item) if item else None
+
+    def put(
+        self,
+        item: Mapping[str, Any],
+        *,
+        condition: str | None = None,
+        names: Mapping[str, str] | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> None:
+        kwargs: dict[str, Any] = {"TableName": self.name, "Item": serialize(item)}
+        if condition:
+            kwargs["ConditionExpression"] = condition
+        if names:
+            kwargs["ExpressionAttributeNames"] = dict(names)
+        if values:
+            kwargs["ExpressionAttributeValues"] = _values(values)
+        try:
+            self.client.put_item(**kwargs)
+        except ClientError as err:
+            _raise_mapped(err)
+
+    def update(
+        self,
+        pk: str,
+        sk: str,
+        expression: str,
+        *,
+        condition: str | None = None,
+        names: Mapping[str, str] | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "TableName": self.name,
+            "Key": {"PK": {"S": pk}, "SK": {"S": sk}},
+            "UpdateExpression": expression,
+            "ReturnValues": "ALL_NEW",
+        }
+        if condition:
+            kwargs["ConditionExpression"] = condition
+        if names:
+            kwargs["ExpressionAttributeNames"] = dict(names)
+        if values:
+            kwargs["ExpressionAttributeValues"] = _values(values)
+        try:
+            out = self.client.update_item(**kwargs)
+        except ClientError as err:
+            _raise_mapped(err)
+        return deserialize(out.get("Attributes", {}))
+
+    # -- queries ------------------------------------------------------------------------------
+    def query_pages(
+        self,
+        pk: str,
+        *,
+        index: str | None = None,
+        sk_prefix: str | None = None,
+        sk_between: tuple[str, str] | None = None,
+        forward: bool = True,
+        limit: int | None = None,
+        consistent: bool = False,
+    ) -> Iterator[dict[str, Any]]:
+        """Yield items of one partition in key order, following pagination."""
+        pk_attr, sk_attr = ("PK", "SK") if index is None else (f"{index}PK", f"{index}SK")
+        expr = "#pk = :pk"
+        names = {"#pk": pk_attr}
+        values: dict[str, Any] = {":pk": {"S": pk}}
+        if sk_prefix is not None:
+            expr += " AND begins_with(#sk, :skp)"
+            names["#sk"] = sk_attr
+            values[":skp"] = {"S": sk_prefix}
+        elif sk_between is not None:
+            expr += " AND #sk BETWEEN :lo AND :hi"
+            names["#sk"] = sk_attr
+            values[":lo"] = {"S": sk_between[0]}
+            values[":hi"] = {"S": sk_between[1]}
+        kwargs: dict[str, Any] = {
+            "TableName": self.name,
+            "KeyConditionExpression": expr,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+            "ScanIndexForward": forward,
+        }
+        if index is not None:
+            kwargs["IndexName"] = index
+        elif consistent:
+            kwargs["ConsistentRead"] = True
+        produced = 0
+        while True:
+            if limit is not None:
+                kwargs["Limit"] = max(1, limit - produced)
+            try:
+                out = self.client.query(**kwargs)
+            except ClientError as err:
+                _raise_mapped(err)
+            for raw in out.get("Items", []):
+                yield deserialize(raw)
+                produced += 1
+                if limit is not None and produced >= limit:
+                    return
+            last = out.get("LastEvaluatedKey")
+            if not last:
+                return
+            kwargs["ExclusiveStartKey"] = last
+
+    def query(self, pk: str, **kwargs: Any) -> list[dict[str, Any]]:
+        return list(self.query_pages(pk, **kwargs))
+
+    def batch_get(self, keys: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        for start in range(0, len(keys), MAX_BATCH_GET):
+            request = {
+                self.name: {
+                    "Keys": [{"PK": {"S": pk}, "SK": {"S": sk}} for pk, sk in keys[start : start + MAX_BATCH_GET]],
+                    "ConsistentRead": True,
+                }
+            }
+            while request:
+                try:
+                    out = self.client.batch_get_item(RequestItems=request)
+                except ClientError as err:
+                    _raise_mapped(err)
+                found.extend(deserialize(i) for i in out.get("Responses", {}).get(self.name, []))
+                request = out.get("UnprocessedKeys") or {}
+        return found
+
+    # -- transactions -------------------------------------------------------------------------
+    def put_op(
+        self,
+        item: Mapping[str, Any],
+        *,
+        condition: str | None = None,
+        names: Mapping[str, str] | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        op: dict[str, Any] = {"TableName": self.name, "Item": serialize(item)}
+        if condition:
+            op["ConditionExpression"] = condition
+        if names:
+            op["ExpressionAttributeNames"] = dict(names)
+        if values:
+            op["ExpressionAttributeValues"] = _values(values)
+        return {"Put": op}
+
+    def update_op(
+        self,
+        pk: str,
+        sk: str,
+        expression: str,
+        *,
+        condition: str | None = None,
+        names: Mapping[str, str] | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        op: dict[str, Any] = {
+            "TableName": self.name,
+            "Key": {"PK": {"S": pk}, "SK": {"S": sk}},
+            "UpdateExpression": expression,
+        }
+        if condition:
+            op["ConditionExpression"] = condition
+        if names:
+            op["ExpressionAttributeNames"] = dict(names)
+        if values:
+            op["ExpressionAttributeValues"] = _values(values)
+        return {"Update": op}
+
+    def delete_op(self, pk: str, sk: str, *, condition: str | None = None) -> dict[str, Any]:
+        op: dict[str, Any] = {"TableName": self.name, "Key": {"PK": {"S": pk}, "SK": {"S": sk}}}
+        if condition:
+            op["ConditionExpression"] = condition
+        return {"Delete": op}
+
+    def transact(self, ops: Sequence[dict[str, Any]], *, token: str | None = None) -> None:
+        if not ops:
+            return
+        if len(ops) > MAX_TRANSACT_ITEMS:
+            raise ValueError(f"a transaction holds at most {MAX_TRANSACT_ITEMS} items, got {len(ops)}")
+        kwargs: dict[str, Any] = {"TransactItems": list(ops)}
+        if token:
+            kwargs["ClientRequestToken"] = token
+        try:
+            self.client.transact_write_items(**kwargs)
+        except ClientError as err:
+            _raise_mapped(err)

@@ -1,0 +1,49 @@
+"""AWS clients and adapters, built once per execution environment and reused while warm.
+
+Only this module (and ``billing.store``) imports boto3.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from billing.settings import get_settings
+from billing.store.dynamo import Table
+
+_CONFIG = Config(
+    connect_timeout=2,
+    read_timeout=5,
+    retries={"max_attempts": 4, "mode": "standard"},
+)
+
+
+@lru_cache(maxsize=None)
+def client(service: str) -> Any:
+    settings = get_settings()
+    return boto3.client(
+        service,
+        region_name=settings.region,
+        endpoint_url=settings.aws_endpoint_url,
+        config=_CONFIG,
+    )
+
+
+@lru_cache(maxsize=1)
+def entities() -> Table:
+    return Table(client("dynamodb"), get_settings().entities_table)
+
+
+@lru_cache(maxsize=1)
+def events() -> Table:
+    return Table(client("dynamodb"), get_settings().events_table)
+
+
+def reset() -> None:
+    """Forget cached clients (tests and the local stack point them elsewhere)."""
+    client.cache_clear()
+    entities.cache_clear()
+    events.cache_clear()
