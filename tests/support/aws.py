@@ -40,7 +40,7 @@ def aws_client(service: str, endpoint: str) -> Any:
         region_name=REGION,
         endpoint_url=endpoint,
         aws_access_key_id="testing",
-        aws_secret_access_key="testing",  # noqa: S106 - the embedded server's dummy credentials
+        aws_secret_access_key="testing",
     )
 
 

@@ -68,12 +68,10 @@ def validation_error(exc: PydanticValidationError, prefix: tuple[str | int, ...]
             message = message[len("Value error, ") :]
         problems.append({"field": field, "message": message})
     first = problems[0] if problems else {"field": "body", "message": "invalid"}
-    return ValidationFailed(
-        f"invalid request: {first['field']}: {first['message']}", {"errors": problems}
-    )
+    return ValidationFailed(f"invalid request: {first['field']}: {first['message']}", {"errors": problems})
 
 
-def parse_model(model: type[M], data: Any, prefix: tuple[str | int, ...] = ()) -> M:
+def parse_model[M: BaseModel](model: type[M], data: Any, prefix: tuple[str | int, ...] = ()) -> M:
     try:
         return model.model_validate(data)
     except PydanticValidationError as exc:

@@ -8,9 +8,7 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
-def page(
-    items: Sequence[T], limit: int, offset: int, render: Callable[[T], Any]
-) -> dict[str, Any]:
+def page[T](items: Sequence[T], limit: int, offset: int, render: Callable[[T], Any]) -> dict[str, Any]:
     window = items[offset : offset + limit]
     return {
         "items": [render(item) for item in window],

@@ -25,9 +25,9 @@ def _decimal(value: Any) -> Decimal:
         try:
             result = Decimal(value.strip())
         except InvalidOperation:
-            raise ValueError("must be a decimal string such as \"12.50\"") from None
+            raise ValueError('must be a decimal string such as "12.50"') from None
     else:
-        raise ValueError("must be a decimal string such as \"12.50\"")
+        raise ValueError('must be a decimal string such as "12.50"')
     if not result.is_finite():
         raise ValueError("must be a finite decimal")
     return result

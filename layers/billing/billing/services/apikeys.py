@@ -4,7 +4,8 @@ Items on the entities table:
 
 - ``PK = tenant#<tenant_id>``, ``SK = tenant``: the tenant.
 - ``PK = tenant#<tenant_id>``, ``SK = env#<environment_id>``: an environment of the tenant.
-- ``PK = apikey#<sha256>``, ``SK = apikey``: a key; ``GSI1PK = tenant#<tenant_id>#apikeys`` lists a tenant's keys,
+- ``PK = apikey#<sha256>``, ``SK = apikey``: a key;
+  ``GSI1PK = tenant#<tenant_id>#apikeys`` lists a tenant's keys,
   ``GSI2PK = apikeyid#<key_id>`` finds a key by its id (to revoke it).
 """
 

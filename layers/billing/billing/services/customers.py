@@ -69,7 +69,9 @@ def search(scope: Scope, criteria: CustomerFilter) -> list[dict[str, Any]]:
     return criteria.arrange([c for c in catalog.customers().list(scope) if criteria.keep(c)])
 
 
-def update(scope: Scope, current: dict[str, Any], request: CustomerUpdate, actor: str = "api") -> dict[str, Any]:
+def update(
+    scope: Scope, current: dict[str, Any], request: CustomerUpdate, actor: str = "api"
+) -> dict[str, Any]:
     if current.get("status") != ACTIVE:
         raise NotFound(f"customer {current['id']} is archived", {"entity": "customer", "id": current["id"]})
     changes = request.model_dump(exclude_unset=True, exclude_none=True)

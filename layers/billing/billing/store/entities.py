@@ -10,6 +10,7 @@ Item layout (table ``EntitiesTable``):
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -69,7 +70,7 @@ class Entities:
         """Every entity of this kind, newest first (ids are time-ordered ULIDs)."""
         return [strip_keys(i) for i in self.table.query(entity_pk(scope, self.kind), forward=False)]
 
-    def list_by_index(self, index: str, key: str) -> list[dict[str, Any]]:
+    def list_by_index(self, index: str, key: str) -> builtins.list[dict[str, Any]]:
         return [strip_keys(i) for i in self.table.query(key, index=index, forward=False)]
 
     def lookup_unique(self, scope: Scope, field: str, value: str) -> str | None:
@@ -77,7 +78,9 @@ class Entities:
         return claim["entity_id"] if claim else None
 
     # -- writes -------------------------------------------------------------------------------
-    def item(self, scope: Scope, record: Mapping[str, Any], indexes: Mapping[str, str] | None = None) -> dict[str, Any]:
+    def item(
+        self, scope: Scope, record: Mapping[str, Any], indexes: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
         return {"PK": entity_pk(scope, self.kind), "SK": record["id"], **(indexes or {}), **record}
 
     def claim_op(self, scope: Scope, field: str, value: str, entity_id: str) -> dict[str, Any]:
