@@ -1,6 +1,7 @@
 """AWS clients and adapters, built once per execution environment and reused while warm.
 
-Only this module (and ``billing.store``) imports boto3.
+Only this module (and ``billing.store``) imports the AWS SDK. It uses botocore directly: boto3's session layer
+adds ~120 ms of import time per cold start and nothing the product needs.
 """
 
 from __future__ import annotations
@@ -8,8 +9,8 @@ from __future__ import annotations
 from functools import cache, lru_cache
 from typing import Any
 
-import boto3
 from botocore.config import Config
+from botocore.session import Session, get_session
 
 from billing.settings import get_settings
 from billing.store.dynamo import Table
@@ -21,10 +22,15 @@ _CONFIG = Config(
 )
 
 
+@lru_cache(maxsize=1)
+def _session() -> Session:
+    return get_session()
+
+
 @cache
 def client(service: str) -> Any:
     settings = get_settings()
-    return boto3.client(
+    return _session().create_client(
         service,
         region_name=settings.region,
         endpoint_url=settings.aws_endpoint_url,
@@ -44,6 +50,7 @@ def events() -> Table:
 
 def reset() -> None:
     """Forget cached clients (tests and the local stack point them elsewhere)."""
+    _session.cache_clear()
     client.cache_clear()
     entities.cache_clear()
     events.cache_clear()

@@ -9,13 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from billing.errors import ServiceUnavailable, TooManyRequests
-
-_ser = TypeSerializer()
-_de = TypeDeserializer()
+from billing.store.attrs import deserialize_value, serialize_value
 
 MAX_TRANSACT_ITEMS = 100
 MAX_BATCH_WRITE = 25
@@ -37,15 +34,15 @@ class ConditionFailed(Exception):
 
 
 def serialize(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _ser.serialize(v) for k, v in item.items() if v is not None}
+    return {k: serialize_value(v) for k, v in item.items() if v is not None}
 
 
 def deserialize(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _de.deserialize(v) for k, v in item.items()}
+    return {k: deserialize_value(v) for k, v in item.items()}
 
 
 def _values(values: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    return {k: _ser.serialize(v) for k, v in values.items()} if values else None
+    return {k: serialize_value(v) for k, v in values.items()} if values else None
 
 
 def _raise_mapped(err: ClientError) -> None:

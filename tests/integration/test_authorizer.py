@@ -1,0 +1,74 @@
+"""API keys: stored as hashes, resolved by the authorizer to one tenant and environment, revocable."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+
+from billing import wiring
+from billing.services import apikeys
+from devstack import template as tpl
+from devstack.events import LambdaContext, authorizer_event
+from devstack.loader import load_handler
+
+FN = tpl.functions(tpl.load())["AuthorizerFunction"]
+
+
+def authorize(key: str | None) -> dict:
+    headers = {"x-api-key": key} if key is not None else {}
+    event = authorizer_event("GET /api/v1/customers", "/api/v1/customers", headers, "GET")
+    return load_handler(FN.module_path, FN.attribute)(event, LambdaContext("AuthorizerFunction"))
+
+
+def bootstrap() -> tuple[dict, dict, dict, str]:
+    table = wiring.entities()
+    tenant = apikeys.create_tenant(table, f"acme-{uuid.uuid4().hex[:6]}")
+    env = apikeys.create_environment(table, tenant["id"], "production")
+    record, key = apikeys.create_key(table, tenant["id"], env["id"])
+    return tenant, env, record, key
+
+
+def test_key_resolves_to_its_tenant_and_environment(aws_endpoint):
+    tenant, env, record, key = bootstrap()
+    result = authorize(key)
+    assert result == {
+        "isAuthorized": True,
+        "context": {"tenant_id": tenant["id"], "environment_id": env["id"], "key_id": record["key_id"]},
+    }
+
+
+def test_key_is_stored_only_as_its_sha256(aws_endpoint):
+    _, _, record, key = bootstrap()
+    table = wiring.entities()
+    item = table.get(f"apikey#{hashlib.sha256(key.encode()).hexdigest()}", "apikey")
+    assert item is not None and item["key_id"] == record["key_id"]
+    assert key not in repr(item)
+    assert key not in repr(apikeys.list_keys(table, record["tenant_id"]))
+
+
+def test_unknown_missing_and_revoked_keys_are_refused(aws_endpoint):
+    _, _, record, key = bootstrap()
+    assert authorize("bk_" + "x" * 40)["context"] == {"auth_error": "the API key is not valid"}
+    assert "auth_error" in authorize(None)["context"]
+    apikeys.revoke_key(wiring.entities(), record["key_id"])
+    assert authorize(key)["context"] == {"auth_error": "the API key has been revoked"}
+
+
+def test_rotation_second_key_then_revoke_first(aws_endpoint):
+    tenant, env, first, first_key = bootstrap()
+    second, second_key = apikeys.create_key(wiring.entities(), tenant["id"], env["id"], name="rotated")
+    apikeys.revoke_key(wiring.entities(), first["key_id"])
+    assert authorize(second_key)["context"]["tenant_id"] == tenant["id"]
+    assert "auth_error" in authorize(first_key)["context"]
+
+
+def test_refused_key_reaches_handlers_as_401_envelope(aws_endpoint):
+    from tests.support.api import call
+
+    res = call("GET", "/api/v1/customers", tenant=None)
+    assert res.status == 401
+    assert res.body == {
+        "code": "unauthorized",
+        "message": "missing key",
+        "http_status_code": 401,
+    }

@@ -1,0 +1,197 @@
+"""Template tier: SAM's own validation and build, plus the project's conventions as invariants."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from devstack import template as tpl
+
+ROOT = Path(__file__).resolve().parents[2]
+SAM = ROOT / ".tools" / "sam" / "bin" / "sam"
+TEMPLATE = tpl.load()
+FUNCTIONS = tpl.functions(TEMPLATE)
+
+
+def _sam_env() -> dict[str, str]:
+    python = subprocess.run([str(ROOT / "tools" / "find-python")], capture_output=True, text=True, check=True)
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(python.stdout.strip()).parent}{os.pathsep}{env['PATH']}"
+    env["SAM_CLI_TELEMETRY"] = "0"
+    env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    return env
+
+
+def _require_sam() -> None:
+    if not SAM.exists():
+        raise AssertionError(f"{SAM} is missing: run `make tools` (make test does it)")
+
+
+def test_sam_validate_lint() -> None:
+    _require_sam()
+    result = subprocess.run(
+        [str(SAM), "validate", "--lint", "--template-file", str(ROOT / "template.yaml")],
+        cwd=ROOT,
+        env=_sam_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_sam_build_for_python313(tmp_path: Path) -> None:
+    _require_sam()
+    build_dir = tmp_path / "build"
+    result = subprocess.run(
+        [
+            str(SAM),
+            "build",
+            "--template-file",
+            str(ROOT / "template.yaml"),
+            "--build-dir",
+            str(build_dir),
+            "--cache-dir",
+            str(ROOT / ".aws-sam" / "cache"),
+            "--cached",
+            "--parallel",
+        ],
+        cwd=ROOT,
+        env=_sam_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    built = tpl.load(build_dir / "template.yaml")
+    for name in FUNCTIONS:
+        code = build_dir / name
+        assert (code / "app.py").exists(), f"{name} was not built"
+    # the layers carry the shared package and the pinned dependencies
+    assert (build_dir / "BillingLayer" / "python" / "billing" / "http.py").exists()
+    assert (build_dir / "DependenciesLayer" / "python" / "pydantic").is_dir()
+    assert set(tpl.resources(built, "AWS::Serverless::Function")) == set(FUNCTIONS)
+    shutil.rmtree(build_dir, ignore_errors=True)
+
+
+def test_runtime_is_python313() -> None:
+    assert TEMPLATE["Globals"]["Function"]["Runtime"] == "python3.13"
+    for name, fn in FUNCTIONS.items():
+        assert fn.properties.get("Runtime", "python3.13") == "python3.13", name
+
+
+def test_every_function_has_its_own_log_group_with_retention() -> None:
+    groups = tpl.resources(TEMPLATE, "AWS::Logs::LogGroup")
+    used = set()
+    for name, fn in FUNCTIONS.items():
+        ref = (fn.properties.get("LoggingConfig") or {}).get("LogGroup")
+        assert isinstance(ref, tpl.Tagged) and ref.tag == "Ref", f"{name} has no LoggingConfig.LogGroup !Ref"
+        assert ref.value in groups, f"{name}: {ref.value} is not a log group of the template"
+        assert ref.value not in used, f"{name} shares log group {ref.value}"
+        used.add(ref.value)
+        assert "RetentionInDays" in groups[ref.value]["Properties"], f"{ref.value} keeps logs forever"
+
+
+def _event_files() -> dict[str, list[Path]]:
+    found: dict[str, list[Path]] = {}
+    for path in (ROOT / "events").rglob("*.json"):
+        found.setdefault(path.stem.split("__")[0], []).append(path)
+    return found
+
+
+def test_every_function_has_code_and_a_sample_event() -> None:
+    events = _event_files()
+    for name, fn in FUNCTIONS.items():
+        assert fn.module_path.exists(), f"{name}: {fn.module_path} is missing"
+        assert fn.code_uri.name in events, f"{name}: no sample event events/**/{fn.code_uri.name}.json"
+
+
+def test_every_function_folder_is_deployed() -> None:
+    declared = {fn.code_uri.name for fn in FUNCTIONS.values()}
+    on_disk = {p.name for p in (ROOT / "functions").iterdir() if p.is_dir() and (p / "app.py").exists()}
+    assert on_disk == declared
+
+
+def _statements(fn: tpl.Function) -> list[dict]:
+    out = []
+    for policy in fn.properties.get("Policies") or []:
+        if isinstance(policy, dict) and "Statement" in policy:
+            out.extend(policy["Statement"])
+        else:
+            raise AssertionError(f"{fn.logical_id}: policies must be written out, found {policy!r}")
+    return out
+
+
+def test_least_privilege_no_wildcard_actions_or_resources() -> None:
+    for name, fn in FUNCTIONS.items():
+        for statement in _statements(fn):
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            for action in actions:
+                assert "*" not in action, f"{name}: wildcard action {action}"
+            resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+            for resource in resources:
+                assert resource != "*", f"{name}: wildcard resource"
+
+
+def test_read_only_functions_get_read_only_policies() -> None:
+    writes = {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"}
+    for name, fn in FUNCTIONS.items():
+        for ev in fn.events.values():
+            if ev.get("Type") == "HttpApi" and ev["Properties"]["Method"].upper() == "GET":
+                for statement in _statements(fn):
+                    assert not writes & set(statement["Action"]), f"{name} serves GET but may write"
+
+
+def test_routes_are_under_api_v1_and_unique() -> None:
+    seen = set()
+    for name, fn in FUNCTIONS.items():
+        for ev in fn.events.values():
+            if ev.get("Type") != "HttpApi":
+                continue
+            props = ev["Properties"]
+            assert props["Path"].startswith("/api/v1/"), f"{name}: {props['Path']}"
+            key = (props["Method"].upper(), props["Path"])
+            assert key not in seen, f"duplicate route {key}"
+            seen.add(key)
+
+
+def test_api_is_behind_the_api_key_authorizer_with_cache() -> None:
+    api = TEMPLATE["Resources"]["HttpApi"]["Properties"]
+    auth = api["Auth"]
+    assert auth["DefaultAuthorizer"] == "ApiKeyAuthorizer"
+    authorizer = auth["Authorizers"]["ApiKeyAuthorizer"]
+    assert authorizer["Identity"]["Headers"] == ["x-api-key"]
+    assert authorizer["EnableSimpleResponses"] is True
+    assert isinstance(authorizer["Identity"]["ReauthorizeEvery"], tpl.Tagged)
+    assert "ThrottlingRateLimit" in api["DefaultRouteSettings"]
+
+
+def test_sqs_consumers_report_partial_failures_and_have_dlqs() -> None:
+    queues = tpl.resources(TEMPLATE, "AWS::SQS::Queue")
+    for name, fn in FUNCTIONS.items():
+        for ev in fn.events.values():
+            if ev.get("Type") != "SQS":
+                continue
+            props = ev["Properties"]
+            assert "ReportBatchItemFailures" in props.get("FunctionResponseTypes", []), name
+            queue = props["Queue"]
+            assert isinstance(queue, tpl.Tagged) and queue.tag == "GetAtt", name
+            queue_id = queue.value.split(".")[0] if isinstance(queue.value, str) else queue.value[0]
+            qprops = queues[queue_id]["Properties"]
+            assert "RedrivePolicy" in qprops, f"{queue_id} has no DLQ"
+            timeout = int(fn.properties.get("Timeout", 10))
+            assert int(qprops.get("VisibilityTimeout", 30)) >= 6 * timeout, f"{queue_id} visibility < 6x timeout"
+
+
+@pytest.mark.parametrize("logical", sorted(tpl.resources(TEMPLATE, "AWS::DynamoDB::Table")))
+def test_tables_are_on_demand_recoverable_and_encrypted(logical: str) -> None:
+    props = TEMPLATE["Resources"][logical]["Properties"]
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert props["SSESpecification"]["SSEEnabled"] is True
+    assert isinstance(props["DeletionProtectionEnabled"], tpl.Tagged)
+    assert TEMPLATE["Resources"][logical]["DeletionPolicy"] == "Retain"
