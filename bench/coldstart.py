@@ -30,11 +30,20 @@ from devstack.loader import load_handler
 t1 = time.perf_counter()
 load_handler(__import__("pathlib").Path(sys.argv[1]), sys.argv[2])
 t2 = time.perf_counter()
-from billing import wiring
-wiring.entities()
+if sys.argv[3] == "lean":
+    from billing.store.lean import entities_reader
+    entities_reader()
+else:
+    from billing import wiring
+    wiring.entities()
 t3 = time.perf_counter()
 print(json.dumps({"import_ms": (t2 - t1) * 1000, "clients_ms": (t3 - t2) * 1000}))
 """
+
+
+def _client_kind(fn: tpl.Function) -> str:
+    """The authorizer reads keys through the lean SigV4 client; every other function through botocore."""
+    return "lean" if "billing.store.lean" in fn.module_path.read_text() else "botocore"
 
 
 def measure(fn: tpl.Function) -> tuple[float, float]:
@@ -52,7 +61,7 @@ def measure(fn: tpl.Function) -> tuple[float, float]:
     imports, clients = [], []
     for _ in range(RUNS):
         out = subprocess.run(
-            [sys.executable, "-c", PROBE, str(fn.module_path), fn.attribute],
+            [sys.executable, "-c", PROBE, str(fn.module_path), fn.attribute, _client_kind(fn)],
             env=env,
             capture_output=True,
             text=True,

@@ -7,15 +7,15 @@ envelope on 401s while API Gateway caches the result per key.
 
 from typing import Any
 
-from billing import wiring
 from billing.observability import logger
 from billing.services.apikeys import authorize
+from billing.store.lean import entities_reader
 
 
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
-    result = authorize(wiring.entities(), headers.get("x-api-key"))
+    result = authorize(entities_reader(), headers.get("x-api-key"))
     if "auth_error" in result:
         logger.info("API key refused", extra={"reason": result["auth_error"]})
     return {"isAuthorized": True, "context": result}

@@ -56,7 +56,7 @@ def test_unknown_missing_and_revoked_keys_are_refused(aws_endpoint):
 
 def test_rotation_second_key_then_revoke_first(aws_endpoint):
     tenant, env, first, first_key = bootstrap()
-    second, second_key = apikeys.create_key(wiring.entities(), tenant["id"], env["id"], name="rotated")
+    _second, second_key = apikeys.create_key(wiring.entities(), tenant["id"], env["id"], name="rotated")
     apikeys.revoke_key(wiring.entities(), first["key_id"])
     assert authorize(second_key)["context"]["tenant_id"] == tenant["id"]
     assert "auth_error" in authorize(first_key)["context"]

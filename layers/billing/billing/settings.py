@@ -45,6 +45,16 @@ def get_settings() -> Settings:
     )
 
 
+def aws_credentials() -> tuple[str, str, str | None]:
+    """The execution role's credentials as Lambda provides them (used only by ``billing.store.lean``)."""
+    env = os.environ
+    return (
+        env.get("AWS_ACCESS_KEY_ID", ""),
+        env.get("AWS_SECRET_ACCESS_KEY", ""),
+        env.get("AWS_SESSION_TOKEN"),
+    )
+
+
 def reset_settings() -> None:
     """Forget cached settings (tests and the local stack change the environment)."""
     get_settings.cache_clear()

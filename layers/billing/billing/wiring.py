@@ -13,6 +13,7 @@ from botocore.config import Config
 from botocore.session import Session, get_session
 
 from billing.settings import get_settings
+from billing.store import lean
 from billing.store.dynamo import Table
 
 _CONFIG = Config(
@@ -54,3 +55,4 @@ def reset() -> None:
     client.cache_clear()
     entities.cache_clear()
     events.cache_clear()
+    lean.entities_reader.cache_clear()

@@ -13,13 +13,23 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from billing.errors import NotFound, ValidationFailed
 from billing.ids import new_id
-from billing.store.dynamo import Table
-from billing.store.entities import strip_keys
 from billing.timeutil import iso, utcnow
+
+if TYPE_CHECKING:
+    from billing.store.dynamo import Table
+
+
+class KeyReader(Protocol):
+    def get(self, pk: str, sk: str, *, consistent: bool = True) -> dict[str, Any] | None: ...
+
+
+def _public(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in item.items() if k not in ("PK", "SK", "GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK")}
+
 
 KEY_PREFIX = "bk_"
 ACTIVE = "active"
@@ -90,7 +100,7 @@ def create_key(
 
 
 def list_keys(table: Table, tenant_id: str) -> list[dict[str, Any]]:
-    return [strip_keys(i) for i in table.query(f"tenant#{tenant_id}#apikeys", index="GSI1")]
+    return [_public(i) for i in table.query(f"tenant#{tenant_id}#apikeys", index="GSI1")]
 
 
 def revoke_key(table: Table, key_id: str) -> dict[str, Any]:
@@ -105,10 +115,10 @@ def revoke_key(table: Table, key_id: str) -> dict[str, Any]:
         names={"#s": "status"},
         values={":r": REVOKED, ":t": iso(utcnow())},
     )
-    return strip_keys(updated)
+    return _public(updated)
 
 
-def authorize(table: Table, key: str | None) -> dict[str, str]:
+def authorize(table: KeyReader, key: str | None) -> dict[str, str]:
     """The authorizer's context for a key: tenant and environment, or the reason it is refused."""
     if not key:
         return {"auth_error": "a valid x-api-key header is required"}
