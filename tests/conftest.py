@@ -14,7 +14,7 @@ from tests.support import aws
 def aws_endpoint() -> Iterator[str]:
     with aws.moto_server() as endpoint:
         names = aws.build_from_template(endpoint)
-        aws.point_environment_at(endpoint, names)
+        aws.point_environment_at(endpoint, names, aws.create_keys(endpoint))
         yield endpoint
 
 

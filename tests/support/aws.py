@@ -44,7 +44,9 @@ def aws_client(service: str, endpoint: str) -> Any:
     )
 
 
-def point_environment_at(endpoint: str, table_names: dict[str, str]) -> None:
+def point_environment_at(
+    endpoint: str, table_names: dict[str, str], key_arns: dict[str, str] | None = None
+) -> None:
     """Set what the template's Globals give every function, resolved for the embedded AWS."""
     os.environ.update(
         {
@@ -62,6 +64,8 @@ def point_environment_at(endpoint: str, table_names: dict[str, str]) -> None:
             "POWERTOOLS_SERVICE_NAME": "billing-tests",
         }
     )
+    if key_arns and "SecretsKey" in key_arns:
+        os.environ["SECRETS_KEY_ARN"] = key_arns["SecretsKey"]
     from billing import wiring
     from billing.settings import reset_settings
 
@@ -72,3 +76,13 @@ def point_environment_at(endpoint: str, table_names: dict[str, str]) -> None:
 def build_from_template(endpoint: str, prefix: str = "") -> dict[str, str]:
     ddb = aws_client("dynamodb", endpoint)
     return tpl.create_tables(ddb, tpl.load(), prefix=prefix)
+
+
+def create_keys(endpoint: str) -> dict[str, str]:
+    """One KMS key per ``AWS::KMS::Key`` of the template. Returns logical id → key ARN."""
+    kms = aws_client("kms", endpoint)
+    arns = {}
+    for logical, res in tpl.resources(tpl.load(), "AWS::KMS::Key").items():
+        meta = kms.create_key(Description=str(res["Properties"].get("Description", logical)))["KeyMetadata"]
+        arns[logical] = meta["Arn"]
+    return arns

@@ -18,7 +18,17 @@ class Settings:
     aws_endpoint_url: str | None
     # Queue URLs, filled in by the template for the functions that use them.
     backfill_queue_url: str | None
+    # Seconds that ingestion may reuse the meters it looked up for an event name (see docs/metering.md).
+    meter_cache_seconds: int
+    # KMS key that encrypts connection secrets (Stripe keys, webhook secrets).
+    secrets_key_arn: str | None
     max_body_bytes: int
+    # Invoicing: the queue of subscription periods to invoice, the invoice number prefix, the wait after a
+    # period ends before it is invoiced (late events), and how many earlier periods are re-read for late usage.
+    invoice_queue_url: str | None
+    invoice_number_prefix: str
+    invoicing_grace_seconds: int
+    late_usage_lookback_periods: int
     default_page_limit: int
     max_page_limit: int
 
@@ -39,7 +49,13 @@ def get_settings() -> Settings:
         log_level=env.get("LOG_LEVEL", "INFO"),
         aws_endpoint_url=env.get("BILLING_AWS_ENDPOINT_URL") or None,
         backfill_queue_url=env.get("BACKFILL_QUEUE_URL") or None,
+        meter_cache_seconds=_int("METER_CACHE_SECONDS", 60),
+        secrets_key_arn=env.get("SECRETS_KEY_ARN") or None,
         max_body_bytes=_int("MAX_BODY_BYTES", 1_048_576),
+        invoice_queue_url=env.get("INVOICE_QUEUE_URL") or None,
+        invoice_number_prefix=env.get("INVOICE_NUMBER_PREFIX", "INV-"),
+        invoicing_grace_seconds=_int("INVOICING_GRACE_SECONDS", 3600),
+        late_usage_lookback_periods=_int("LATE_USAGE_LOOKBACK_PERIODS", 3),
         default_page_limit=50,
         max_page_limit=1000,
     )
