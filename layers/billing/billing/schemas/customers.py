@@ -59,9 +59,43 @@ class _CustomerFields(Edge):
         return _check_timezone(value)
 
 
+class IntegrationLink(Edge):
+    """An existing provider object to link instead of creating one (``CreateEntityIntegrationMappingRequest``)."""
+
+    provider_type: str = Field(min_length=1, max_length=50)
+    provider_entity_id: str = Field(min_length=1, max_length=255)
+    entity_type: str | None = None
+    entity_id: str | None = None
+
+    @field_validator("provider_type")
+    @classmethod
+    def _provider(cls, value: str) -> str:
+        if value.lower() != "stripe":
+            raise ValueError("only the stripe provider is supported")
+        return "stripe"
+
+    @field_validator("entity_type")
+    @classmethod
+    def _entity_type(cls, value: str | None) -> str | None:
+        if value and value != "customer":
+            raise ValueError("a customer can only be linked as entity_type customer")
+        return value
+
+
 class CustomerCreate(_CustomerFields):
     external_id: str = Field(min_length=1, max_length=255)
     name: str = Field(min_length=1, max_length=255)
+    integration_entity_mapping: list[IntegrationLink] | None = Field(default=None, max_length=5)
+
+    @field_validator("integration_entity_mapping")
+    @classmethod
+    def _one_per_provider(cls, value: list[IntegrationLink] | None) -> list[IntegrationLink] | None:
+        if value and len({link.provider_type for link in value}) != len(value):
+            raise ValueError("at most one mapping per provider")
+        for link in value or []:
+            if not link.provider_entity_id.startswith("cus_"):
+                raise ValueError("provider_entity_id must be a Stripe customer id (cus_...)")
+        return value
 
 
 class CustomerUpdate(_CustomerFields):

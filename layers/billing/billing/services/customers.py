@@ -6,9 +6,10 @@ from typing import Any
 
 from billing.errors import AlreadyExists, NotFound, ValidationFailed, not_found
 from billing.ids import new_id
-from billing.observability import metrics
+from billing.observability import logger, metrics
 from billing.schemas.customers import CustomerCreate, CustomerFilter, CustomerUpdate
 from billing.scope import Scope
+from billing.services import mappings, stripe_sync
 from billing.store import catalog
 from billing.store.dynamo import ConditionFailed
 from billing.store.entities import ACTIVE, ARCHIVED
@@ -23,7 +24,7 @@ def create(scope: Scope, request: CustomerCreate, actor: str = "api") -> dict[st
         "id": new_id("customer"),
         "tenant_id": scope.tenant_id,
         "environment_id": scope.environment_id,
-        **request.model_dump(exclude_none=True),
+        **request.model_dump(exclude_none=True, exclude={"integration_entity_mapping"}),
         "timezone": request.timezone or "UTC",
         "metadata": request.metadata or {},
         "status": ACTIVE,
@@ -35,6 +36,24 @@ def create(scope: Scope, request: CustomerCreate, actor: str = "api") -> dict[st
     }
     created = catalog.customers().create(scope, record, unique={UNIQUE_FIELD: request.external_id})
     metrics.add_metric(name="CustomerCreated", unit="Count", value=1)
+    links = request.integration_entity_mapping or []
+    for link in links:
+        mappings.link(
+            scope,
+            "customer",
+            created["id"],
+            link.provider_type,
+            link.provider_entity_id,
+            {"source": "linked"},
+        )
+    if not links:
+        try:
+            stripe_sync.request_customer_sync(scope, created["id"])
+        except Exception:
+            # The customer exists; its Stripe customer is then created when first needed (card setup, invoice sync).
+            logger.exception(
+                "could not queue the customer's Stripe sync", extra={"customer_id": created["id"]}
+            )
     return created
 
 

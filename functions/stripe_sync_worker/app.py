@@ -1,0 +1,6 @@
+"""SQS consumer of the Stripe sync queue: one message syncs one object; failures are retried, then DLQ'd."""
+
+from billing.services import stripe_sync
+from billing.sqs import consumer
+
+lambda_handler = consumer(stripe_sync.handle_message)
