@@ -22,6 +22,9 @@ class Settings:
     meter_cache_seconds: int
     # KMS key that encrypts connection secrets (Stripe keys, webhook secrets).
     secrets_key_arn: str | None
+    # Stripe API base URL override (the local Stripe emulator); None means Stripe itself.
+    stripe_api_base: str | None
+    stripe_sync_queue_url: str | None
     max_body_bytes: int
     # Invoicing: the queue of subscription periods to invoice, the invoice number prefix, the wait after a
     # period ends before it is invoiced (late events), and how many earlier periods are re-read for late usage.
@@ -51,6 +54,8 @@ def get_settings() -> Settings:
         backfill_queue_url=env.get("BACKFILL_QUEUE_URL") or None,
         meter_cache_seconds=_int("METER_CACHE_SECONDS", 60),
         secrets_key_arn=env.get("SECRETS_KEY_ARN") or None,
+        stripe_api_base=env.get("STRIPE_API_BASE") or None,
+        stripe_sync_queue_url=env.get("STRIPE_SYNC_QUEUE_URL") or None,
         max_body_bytes=_int("MAX_BODY_BYTES", 1_048_576),
         invoice_queue_url=env.get("INVOICE_QUEUE_URL") or None,
         invoice_number_prefix=env.get("INVOICE_NUMBER_PREFIX", "INV-"),
