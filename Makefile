@@ -16,7 +16,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help venv tools run test lint fmt typecheck unit integration e2e template-test \
-        bench-coldstart bench-ingest apikey clean
+        bench-coldstart bench-ingest apikey clean stripe-emulator
 
 help: ## List targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -41,8 +41,11 @@ tools: $(SAM_VENV)/.installed ## Install the AWS SAM CLI in its own tool environ
 run: venv ## Start the local stack on 127.0.0.1 (API :3000, function URLs :3001, AWS :5000)
 	$(PY) -m devstack
 
+stripe-emulator: venv ## Run the Stripe emulator on 127.0.0.1:LOCAL_STRIPE_PORT (default 12111)
+	$(PY) -m stripe_emulator --port $${LOCAL_STRIPE_PORT:-12111}
+
 apikey: venv ## Manage tenants and API keys: make apikey ARGS="create --tenant acme --environment production"
-	$(PY) -m billing_admin $(ARGS)
+	$(PY) tools/apikeys.py $(ARGS)
 
 lint: venv ## ruff lint + format check
 	$(VENV)/bin/ruff check .
@@ -64,11 +67,14 @@ integration: venv ## Integration tier (handlers against the embedded AWS)
 e2e: venv ## End-to-end tier (the local stack over HTTP)
 	$(VENV)/bin/pytest tests/e2e -q
 
+stripe-emulator-test: venv ## The Stripe emulator's own tests (official SDK, validated against Stripe's spec)
+	$(VENV)/bin/pytest tests/stripe_emulator -q -n 2
+
 template-test: venv tools ## Template tier: sam validate --lint, sam build, invariants
 	$(VENV)/bin/pytest tests/template -q
 
 test: venv tools lint typecheck ## Every tier, from scratch
-	$(VENV)/bin/pytest tests/unit tests/integration tests/e2e tests/template -q -n 2
+	$(VENV)/bin/pytest tests -q -n 2
 
 bench-coldstart: venv ## Import + init time of every function (median of 5, ms)
 	$(PY) bench/coldstart.py

@@ -127,9 +127,7 @@ def function_url_event(
     method: str, raw_path: str, raw_query: str, headers: dict[str, str], body: bytes | None
 ) -> dict[str, Any]:
     """A Lambda function URL event (payload 2.0 shape, no authorizer, route ``$default``)."""
-    event = http_api_event(
-        method, raw_path, route_key="$default", raw_query=raw_query, headers=headers, body=body
-    )
+    event = http_api_event(method, raw_path, route_key="$default", raw_query=raw_query, headers=headers, body=body)
     event["requestContext"]["apiId"] = "local-url"
     event["requestContext"]["domainPrefix"] = "local-url"
     event["requestContext"]["authorizer"] = None

@@ -49,9 +49,7 @@ def load(path: Path = TEMPLATE) -> dict[str, Any]:
 
 
 def resources(template: dict[str, Any], type_name: str) -> dict[str, dict[str, Any]]:
-    return {
-        name: res for name, res in (template.get("Resources") or {}).items() if res.get("Type") == type_name
-    }
+    return {name: res for name, res in (template.get("Resources") or {}).items() if res.get("Type") == type_name}
 
 
 def table_definitions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
