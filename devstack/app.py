@@ -129,6 +129,7 @@ class LocalStack:
         self.ready = False
         self.endpoint = f"http://{HOST}:{config.aws_port}"
         self.moto: Any = None
+        self.stripe: Any = None
         self.api_server: LoopbackServer | None = None
         self.url_server: LoopbackServer | None = None
         self.gateway: ApiGateway | None = None
@@ -188,7 +189,15 @@ class LocalStack:
         self.moto.start()
 
         template = tpl.load(cfg.template)
-        parameters = parameter_values(template, cfg.parameter_overrides)
+        overrides = dict(cfg.parameter_overrides)
+        if "StripeApiBase" in (template.get("Parameters") or {}) and "StripeApiBase" not in overrides:
+            if not _port_free(cfg.stripe_port):
+                raise SystemExit(f"port {cfg.stripe_port} on {HOST} is in use (see LOCAL_STRIPE_PORT)")
+            from stripe_emulator.server import StripeEmulator
+
+            self.stripe = StripeEmulator(port=cfg.stripe_port, host=HOST)
+            overrides["StripeApiBase"] = self.stripe.start()
+        parameters = parameter_values(template, overrides)
         stack = self.stack = provision(template, cfg.template.parent, parameters, self.client)
         functions = tpl.functions(template, root=cfg.template.parent)
         environments = {name: resolve_environment(fn.environment, stack.resolver) for name, fn in functions.items()}
@@ -255,6 +264,7 @@ class LocalStack:
             "function_url": f"http://{HOST}:{cfg.function_url_port}" if urls else None,
             "aws_endpoint": self.endpoint,
             "stripe_port": cfg.stripe_port,
+            "stripe_url": self.stripe.url if self.stripe is not None else None,
             "tables": self.stack.tables if self.stack else {},
             "queues": {q.logical_id: q.url for q in (self.stack.queues.values() if self.stack else [])},
             "pid": os.getpid(),
@@ -268,6 +278,8 @@ class LocalStack:
         if urls:
             lines.append(f"  Function URL {info['function_url']}")
         lines.append(f"  AWS endpoint {self.endpoint}")
+        if self.stripe is not None:
+            lines.append(f"  Stripe       {self.stripe.url}  (emulator; connections' Stripe calls go here)")
         if self.dev:
             lines.append(f"  Tenant       {self.dev['tenant_id']} / {self.dev['environment_id']}")
             lines.append(f"  API key      {self.dev['api_key']}")
@@ -288,6 +300,8 @@ class LocalStack:
             self.scheduler.stop()
         for poller in self.pollers:
             poller.join(5)
+        if self.stripe is not None:
+            self.stripe.stop()
         if self.moto is not None:
             self.moto.stop()
         if self.config.ready_file is not None:
