@@ -1,21 +1,57 @@
-"""Shared fixtures: one embedded AWS per test session (per xdist worker), tables from template.yaml."""
+"""Shared fixtures: one embedded AWS and one Stripe emulator per test session (per xdist worker).
+
+Everything the template declares (tables, queues, keys) is provisioned from ``template.yaml`` by the same code the
+local stack uses, and every function's environment variables are resolved and exported, so handlers invoked
+in-process see exactly what they would see deployed.
+"""
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
+from devstack import template as tpl
+from devstack.intrinsics import parameter_values
+from devstack.stack import Stack, provision, resolve_environment, split_environments
+from stripe_emulator.server import StripeEmulator
 from tests.support import aws
 
 
 @pytest.fixture(scope="session")
-def aws_endpoint() -> Iterator[str]:
+def stripe_emulator() -> Iterator[StripeEmulator]:
+    emulator = StripeEmulator(port=0, webhook_retry_base=0.05)
+    emulator.start()
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture(scope="session")
+def provisioned(stripe_emulator: StripeEmulator) -> Iterator[tuple[str, Stack]]:
     with aws.moto_server() as endpoint:
-        names = aws.build_from_template(endpoint)
-        aws.point_environment_at(endpoint, names, aws.create_keys(endpoint))
-        yield endpoint
+        template = tpl.load()
+        parameters = parameter_values(template, {"StripeApiBase": stripe_emulator.url})
+        stack = provision(template, tpl.ROOT, parameters, lambda service: aws.aws_client(service, endpoint))
+        environments = {
+            name: resolve_environment(fn.environment, stack.resolver) for name, fn in tpl.functions(template).items()
+        }
+        base, _overlays = split_environments(environments)
+        os.environ.update(base)
+        aws.point_environment_at(endpoint, stack.tables)
+        yield endpoint, stack
+
+
+@pytest.fixture(scope="session")
+def aws_endpoint(provisioned: tuple[str, Stack]) -> str:
+    return provisioned[0]
+
+
+@pytest.fixture(scope="session")
+def aws_stack(provisioned: tuple[str, Stack]) -> Stack:
+    """The provisioned template: physical table names, queues (URL, ARN, DLQ) and keys."""
+    return provisioned[1]
 
 
 @pytest.fixture

@@ -10,8 +10,6 @@ from typing import Any
 
 import boto3
 
-from devstack import template as tpl
-
 REGION = "us-east-1"
 
 
@@ -64,25 +62,8 @@ def point_environment_at(
             "POWERTOOLS_SERVICE_NAME": "billing-tests",
         }
     )
-    if key_arns and "SecretsKey" in key_arns:
-        os.environ["SECRETS_KEY_ARN"] = key_arns["SecretsKey"]
     from billing import wiring
     from billing.settings import reset_settings
 
     reset_settings()
     wiring.reset()
-
-
-def build_from_template(endpoint: str, prefix: str = "") -> dict[str, str]:
-    ddb = aws_client("dynamodb", endpoint)
-    return tpl.create_tables(ddb, tpl.load(), prefix=prefix)
-
-
-def create_keys(endpoint: str) -> dict[str, str]:
-    """One KMS key per ``AWS::KMS::Key`` of the template. Returns logical id → key ARN."""
-    kms = aws_client("kms", endpoint)
-    arns = {}
-    for logical, res in tpl.resources(tpl.load(), "AWS::KMS::Key").items():
-        meta = kms.create_key(Description=str(res["Properties"].get("Description", logical)))["KeyMetadata"]
-        arns[logical] = meta["Arn"]
-    return arns

@@ -14,7 +14,9 @@ from billing.observability import logger, metrics
 
 def consumer(work: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
     """Turn ``work(message_body_dict)`` into a Lambda handler that reports only failed messages for retry."""
-    processor = BatchProcessor(event_type=EventType.SQS)
+    # A batch whose every message failed is reported the same way (not raised), so the Lambda ends cleanly and
+    # exactly the failed messages are retried; behaviour is the same whatever the batch size.
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
     def record_handler(record: SQSRecord) -> None:
         work(json.loads(record.body))
