@@ -1,0 +1,133 @@
+"""Saving a card on a Stripe-hosted page, and the customer's saved cards.
+
+``setup_intent`` creates a Stripe Checkout Session in setup mode for the customer's Stripe customer (synced first if
+needed) and returns its hosted ``checkout_url``. Whether the saved card becomes the default travels in the session's
+and the setup intent's metadata (``flexprice_set_default``), so the webhook that confirms the card can apply it.
+No card number ever reaches this service: Stripe's page collects it; we only read brand, last4 and expiry.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from billing import stripe_gateway
+from billing.errors import InvalidOperation
+from billing.ids import ulid
+from billing.observability import logger, metrics
+from billing.schemas.payments import SetupIntentCreate
+from billing.scope import Scope
+from billing.services import connections, customers, mappings, stripe_sync
+from billing.timeutil import iso
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _stripe(scope: Scope) -> tuple[Any, dict[str, Any]]:
+    connection = connections.active(scope, "stripe")
+    if connection is None:
+        raise InvalidOperation(
+            "no active Stripe connection in this environment: create one with POST /connections first",
+            {"provider": "stripe"},
+        )
+    client = stripe_gateway.client_for(connections.stripe_credentials(scope, connection)["secret_key"])
+    return client, connection
+
+
+def _stripe_customer(scope: Scope, customer_id: str) -> str:
+    mapping = stripe_sync.sync_customer(scope, customer_id, force=True)
+    if mapping is None:
+        raise InvalidOperation("the customer could not be synced to Stripe", {"customer_id": customer_id})
+    return str(mapping["provider_entity_id"])
+
+
+def setup_intent(scope: Scope, customer_id: str, request: SetupIntentCreate, request_id: str) -> dict[str, Any]:
+    customer = customers.get(scope, customer_id)
+    if customer.get("status") != "published":
+        raise InvalidOperation(f"customer {customer_id} is archived", {"customer_id": customer_id})
+    client, _connection = _stripe(scope)
+    stripe_customer = _stripe_customer(scope, customer_id)
+    metadata = {
+        **(request.metadata or {}),
+        "flexprice_customer_id": customer_id,
+        "flexprice_environment_id": scope.environment_id,
+        "flexprice_set_default": "true" if request.set_default else "false",
+        "flexprice_purpose": "save_card",
+    }
+    params: dict[str, Any] = {
+        "mode": "setup",
+        "customer": stripe_customer,
+        "payment_method_types": request.payment_method_types,
+        "success_url": request.success_url,
+        "cancel_url": request.cancel_url or request.success_url,
+        "metadata": metadata,
+        "setup_intent_data": {"metadata": metadata},
+    }
+    # One key per API request: a retried invocation of the same request replays the same session.
+    key = stripe_gateway.idempotency_key("checkout.setup", customer_id, request_id or ulid())
+    session = client.v1.checkout.sessions.create(params, stripe_gateway.options(key))
+    intent = client.v1.setup_intents.retrieve(session.setup_intent) if session.setup_intent else None
+    metrics.add_metric(name="CardSetupStarted", unit="Count", value=1)
+    logger.info("card setup session created", extra={"customer_id": customer_id, "checkout_session": session.id})
+    return {
+        "setup_intent_id": session.setup_intent,
+        "checkout_session_id": session.id,
+        "checkout_url": session.url,
+        "client_secret": getattr(intent, "client_secret", None),
+        "status": getattr(intent, "status", None) or session.status,
+        "usage": request.usage,
+        "customer_id": customer_id,
+        "created_at": iso(
+            datetime.fromtimestamp(session.created, UTC) if getattr(session, "created", None) else _now()
+        ),
+        "expires_at": iso(datetime.fromtimestamp(session.expires_at, UTC)) if session.expires_at else None,
+    }
+
+
+def saved_methods(scope: Scope, customer_id: str) -> dict[str, Any]:
+    """The customer's saved cards in Flexprice's ``SavedPaymentMethodsResponse`` shape."""
+    customers.get(scope, customer_id)
+    connection = connections.active(scope, "stripe")
+    mapping = mappings.find(scope, "customer", customer_id, "stripe")
+    if connection is None or mapping is None:
+        return {"providers": [{"provider": "stripe", "items": []}]}
+    client, _ = _stripe(scope)
+    stripe_customer = client.v1.customers.retrieve(mapping["provider_entity_id"])
+    settings = getattr(stripe_customer, "invoice_settings", None)
+    default = getattr(settings, "default_payment_method", None) if settings else None
+    listed = client.v1.payment_methods.list({"customer": mapping["provider_entity_id"], "type": "card"})
+    items = []
+    for method in listed.data:
+        card = method.card
+        items.append(
+            {
+                "id": method.id,
+                "provider": "stripe",
+                "type": "card",
+                "status": "active",
+                "is_default": method.id == default,
+                "can_auto_charge": True,
+                "instantly_chargeable": True,
+                "card": {
+                    "brand": card.brand,
+                    "last4": card.last4,
+                    "exp_month": card.exp_month,
+                    "exp_year": card.exp_year,
+                },
+            }
+        )
+    return {"providers": [{"provider": "stripe", "items": items}]}
+
+
+def set_default(scope: Scope, customer_id: str, payment_method_id: str) -> None:
+    """Make a saved card the Stripe customer's default for invoices (applied when Stripe confirms the card)."""
+    client, _ = _stripe(scope)
+    stripe_customer = _stripe_customer(scope, customer_id)
+    client.v1.customers.update(
+        stripe_customer,
+        {"invoice_settings": {"default_payment_method": payment_method_id}},
+        stripe_gateway.options(stripe_gateway.idempotency_key("customer.default_pm", customer_id, payment_method_id)),
+    )
+    metrics.add_metric(name="DefaultPaymentMethodSet", unit="Count", value=1)
