@@ -16,7 +16,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help venv tools run test lint fmt typecheck unit integration e2e template-test \
-        bench-coldstart bench-ingest apikey clean stripe-emulator
+        bench-coldstart bench-ingest bench-invoicing apikey clean stripe-emulator
 
 help: ## List targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -78,6 +78,12 @@ test: venv tools lint typecheck ## Every tier, from scratch
 
 bench-coldstart: venv ## Import + init time of every function (median of 5, ms)
 	$(PY) bench/coldstart.py
+
+bench-ingest: venv ## 20,000 events through the bulk function: events/s, requests, write units, usage reads
+	$(PY) bench/ingest.py
+
+bench-invoicing: venv ## 1,000 subscriptions, one scheduler run: invoices/minute, DynamoDB requests per invoice
+	$(PY) bench/invoicing.py
 
 clean: ## Remove venvs and build output
 	rm -rf $(VENV) .tools .aws-sam .pytest_cache .mypy_cache .ruff_cache

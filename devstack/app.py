@@ -140,6 +140,7 @@ class LocalStack:
         self.stack: Stack | None = None
         self.dev: dict[str, str] = {}
         self._clients: dict[str, Any] = {}
+        self._openapi_body: bytes | None = None
 
     # -- AWS clients of the stack itself -----------------------------------------------------------
 
@@ -319,8 +320,18 @@ class LocalStack:
             return _json(503, {"message": "Service Unavailable"}), None
         if path.startswith("/_local/"):
             return self._control(request), None
+        if path == "/openapi.json" and request.method in ("GET", "HEAD"):
+            return self._openapi(), None
         assert self.gateway is not None
         return self.gateway.handle(request)
+
+    def _openapi(self) -> Reply:
+        """The OpenAPI document of the running template (tools/openapi.py), built once."""
+        if self._openapi_body is None:
+            from tools import openapi
+
+            self._openapi_body = openapi.render(openapi.build(self.config.template)).encode()
+        return 200, [("Content-Type", "application/json")], self._openapi_body
 
     def _control(self, request: Request) -> Reply:
         assert self.scheduler is not None

@@ -192,12 +192,10 @@ class Poller:
 
 
 def queue_depth(sqs: Any, queue: Queue) -> int:
+    """Messages visible or in flight. Messages sent with ``DelaySeconds`` are not counted until they are due: a
+    deliberately delayed re-run (e.g. the meter back-fill's second pass) must not hold a drain for minutes."""
     attrs = sqs.get_queue_attributes(
         QueueUrl=queue.url,
-        AttributeNames=[
-            "ApproximateNumberOfMessages",
-            "ApproximateNumberOfMessagesNotVisible",
-            "ApproximateNumberOfMessagesDelayed",
-        ],
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
     )["Attributes"]
     return sum(int(v) for v in attrs.values())

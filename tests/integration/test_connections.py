@@ -76,10 +76,7 @@ def test_one_active_stripe_connection_per_environment(tenant, other_tenant):
     listed = call("GET", "/api/v1/connections", tenant=tenant).body
     assert [c["name"] for c in listed["items"]] == ["replacement"]
     assert (
-        call("GET", "/api/v1/connections", tenant=tenant, query={"status": "archived"}).body["pagination"][
-            "total"
-        ]
-        == 1
+        call("GET", "/api/v1/connections", tenant=tenant, query={"status": "archived"}).body["pagination"]["total"] == 1
     )
 
 
@@ -99,10 +96,7 @@ def test_update_rotates_secrets_and_sync_config(tenant):
     assert res.body["sync_config"]["invoice"]["outbound"] is False
     assert res.body["secret_data_hints"]["secret_key"] == "sk_test_…3210"
     scope = Scope(*tenant)
-    assert (
-        connections.stripe_credentials(scope, connections.get(scope, created["id"]))["secret_key"]
-        == new_secret
-    )
+    assert connections.stripe_credentials(scope, connections.get(scope, created["id"]))["secret_key"] == new_secret
 
 
 @pytest.mark.parametrize(

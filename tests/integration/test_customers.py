@@ -43,9 +43,7 @@ def test_update_by_path_and_query_and_external_id_change(tenant):
     created = create(tenant).body
     res = call("PUT", f"/api/v1/customers/{created['id']}", tenant=tenant, body={"name": "Acme Inc"})
     assert res.status == 200 and res.body["name"] == "Acme Inc"
-    res = call(
-        "PUT", "/api/v1/customers", tenant=tenant, query={"id": created["id"]}, body={"external_id": "acme-2"}
-    )
+    res = call("PUT", "/api/v1/customers", tenant=tenant, query={"id": created["id"]}, body={"external_id": "acme-2"})
     assert res.status == 200 and res.body["external_id"] == "acme-2"
     assert call("GET", "/api/v1/customers/external/acme-1", tenant=tenant).status == 404
     assert call("GET", "/api/v1/customers/external/acme-2", tenant=tenant).body["id"] == created["id"]
@@ -56,9 +54,7 @@ def test_update_by_path_and_query_and_external_id_change(tenant):
 def test_update_to_taken_external_id_is_409_and_changes_nothing(tenant):
     first = create(tenant).body
     create(tenant, external_id="acme-2")
-    res = call(
-        "PUT", f"/api/v1/customers/{first['id']}", tenant=tenant, body={"external_id": "acme-2", "name": "X"}
-    )
+    res = call("PUT", f"/api/v1/customers/{first['id']}", tenant=tenant, body={"external_id": "acme-2", "name": "X"})
     assert res.status == 409 and res.body["code"] == "already_exists"
     assert call("GET", f"/api/v1/customers/{first['id']}", tenant=tenant).body["name"] == "Acme"
 
@@ -80,9 +76,7 @@ def test_list_pagination_and_filters(tenant):
     res = call("GET", "/api/v1/customers", tenant=tenant, query={"limit": 2, "offset": 1}).body
     assert res["pagination"] == {"total": 5, "limit": 2, "offset": 1}
     assert [c["id"] for c in res["items"]] == [ids[3], ids[2]]
-    res = call(
-        "POST", "/api/v1/customers/search", tenant=tenant, body={"external_ids": ["c1", "c3"], "order": "asc"}
-    )
+    res = call("POST", "/api/v1/customers/search", tenant=tenant, body={"external_ids": ["c1", "c3"], "order": "asc"})
     assert [c["id"] for c in res.body["items"]] == [ids[1], ids[3]]
     res = call("GET", "/api/v1/customers", tenant=tenant, query={"email": "C4@x.test"}).body
     assert [c["id"] for c in res["items"]] == [ids[4]]

@@ -27,9 +27,7 @@ def routes() -> list[tuple[Route, Any]]:
         for ev in fn.events.values():
             if ev.get("Type") == "HttpApi":
                 props = ev["Properties"]
-                out.append(
-                    (Route(fn.logical_id, props["Method"].upper(), props["Path"]), route_regex(props["Path"]))
-                )
+                out.append((Route(fn.logical_id, props["Method"].upper(), props["Path"]), route_regex(props["Path"])))
     return out
 
 

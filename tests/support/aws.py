@@ -42,9 +42,7 @@ def aws_client(service: str, endpoint: str) -> Any:
     )
 
 
-def point_environment_at(
-    endpoint: str, table_names: dict[str, str], key_arns: dict[str, str] | None = None
-) -> None:
+def point_environment_at(endpoint: str, table_names: dict[str, str], key_arns: dict[str, str] | None = None) -> None:
     """Set what the template's Globals give every function, resolved for the embedded AWS."""
     os.environ.update(
         {

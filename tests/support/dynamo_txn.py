@@ -26,7 +26,6 @@ def install() -> None:
         return
     from moto.dynamodb.comparisons import get_filter_expression
     from moto.dynamodb.exceptions import (
-        MockValidationException,
         MultipleTransactionsException,
         TooManyTransactionsException,
         TransactionCanceledException,
@@ -85,18 +84,22 @@ def install() -> None:
                 raise TransactionCanceledException(errors)
             for op_type, op, table_name, key in plan:
                 names, values = op.get("ExpressionAttributeNames"), op.get("ExpressionAttributeValues")
-                try:
-                    if op_type == "Put":
-                        self.put_item(table_name, op["Item"], expression_attribute_names=names,
-                                      expression_attribute_values=values)
-                    elif op_type == "Delete":
-                        self.delete_item(table_name, key, expression_attribute_names=names,
-                                         expression_attribute_values=values)
-                    elif op_type == "Update":
-                        self.update_item(table_name, key, update_expression=op["UpdateExpression"],
-                                         expression_attribute_names=names, expression_attribute_values=values)
-                except MockValidationException:
-                    raise
+                if op_type == "Put":
+                    self.put_item(
+                        table_name, op["Item"], expression_attribute_names=names, expression_attribute_values=values
+                    )
+                elif op_type == "Delete":
+                    self.delete_item(
+                        table_name, key, expression_attribute_names=names, expression_attribute_values=values
+                    )
+                elif op_type == "Update":
+                    self.update_item(
+                        table_name,
+                        key,
+                        update_expression=op["UpdateExpression"],
+                        expression_attribute_names=names,
+                        expression_attribute_values=values,
+                    )
 
     DynamoDBBackend.transact_write_items = transact_write_items
     _installed = True

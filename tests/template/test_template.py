@@ -132,9 +132,7 @@ def test_least_privilege_no_wildcard_actions_or_resources() -> None:
             actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
             for action in actions:
                 assert "*" not in action, f"{name}: wildcard action {action}"
-            resources = (
-                statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
-            )
+            resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
             for resource in resources:
                 assert resource != "*", f"{name}: wildcard resource"
 
@@ -186,9 +184,7 @@ def test_sqs_consumers_report_partial_failures_and_have_dlqs() -> None:
             qprops = queues[queue_id]["Properties"]
             assert "RedrivePolicy" in qprops, f"{queue_id} has no DLQ"
             timeout = int(fn.properties.get("Timeout", 10))
-            assert int(qprops.get("VisibilityTimeout", 30)) >= 6 * timeout, (
-                f"{queue_id} visibility < 6x timeout"
-            )
+            assert int(qprops.get("VisibilityTimeout", 30)) >= 6 * timeout, f"{queue_id} visibility < 6x timeout"
 
 
 @pytest.mark.parametrize("logical", sorted(tpl.resources(TEMPLATE, "AWS::DynamoDB::Table")))

@@ -13,10 +13,7 @@ from botocore.credentials import Credentials as BotoCredentials
 from billing.store.lean import Credentials, sign
 
 NOW = datetime(2026, 11, 25, 12, 34, 56, tzinfo=UTC)
-BODY = (
-    b'{"TableName":"billing-entities","Key":{"PK":{"S":"apikey#abc"},"SK":{"S":"apikey"}},'
-    b'"ConsistentRead":false}'
-)
+BODY = b'{"TableName":"billing-entities","Key":{"PK":{"S":"apikey#abc"},"SK":{"S":"apikey"}},"ConsistentRead":false}'
 
 
 @pytest.mark.parametrize("token", [None, "IQoJb3JpZ2luX2VjEXAMPLETOKEN"])

@@ -34,6 +34,13 @@ class Settings:
     late_usage_lookback_periods: int
     default_page_limit: int
     max_page_limit: int
+    # Stripe webhooks: the queue behind the intake, the largest body accepted, the signature tolerance (both ways),
+    # how long the intake reuses a decrypted webhook secret, and how long webhook records are kept.
+    webhook_queue_url: str | None = None
+    webhook_max_body_bytes: int = 256_000
+    webhook_tolerance_seconds: int = 300
+    webhook_secret_cache_seconds: int = 300
+    webhook_record_days: int = 90
 
 
 def _int(name: str, default: int) -> int:
@@ -63,6 +70,11 @@ def get_settings() -> Settings:
         late_usage_lookback_periods=_int("LATE_USAGE_LOOKBACK_PERIODS", 3),
         default_page_limit=50,
         max_page_limit=1000,
+        webhook_queue_url=env.get("WEBHOOK_QUEUE_URL") or None,
+        webhook_max_body_bytes=_int("WEBHOOK_MAX_BODY_BYTES", 256_000),
+        webhook_tolerance_seconds=_int("WEBHOOK_TOLERANCE_SECONDS", 300),
+        webhook_secret_cache_seconds=_int("WEBHOOK_SECRET_CACHE_SECONDS", 300),
+        webhook_record_days=_int("WEBHOOK_RECORD_DAYS", 90),
     )
 
 

@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
 
 from billing.timeutil import parse_iso
 
@@ -50,7 +50,10 @@ def _timestamp(value: Any) -> datetime:
 
 Timestamp = Annotated[datetime, BeforeValidator(_timestamp)]
 
-Metadata = dict[str, str]
+MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+MetadataValue = Annotated[str, StringConstraints(max_length=2048)]
+Metadata = dict[MetadataKey, MetadataValue]
+"""Free-form string pairs; keys are non-empty (DynamoDB and Stripe both refuse empty map keys)."""
 Status = Literal["published", "archived", "deleted"]
 
 

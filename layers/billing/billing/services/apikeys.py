@@ -51,9 +51,7 @@ def create_tenant(table: Table, name: str, tenant_id: str | None = None) -> dict
     return record
 
 
-def create_environment(
-    table: Table, tenant_id: str, name: str, environment_id: str | None = None
-) -> dict[str, Any]:
+def create_environment(table: Table, tenant_id: str, name: str, environment_id: str | None = None) -> dict[str, Any]:
     if table.get(f"tenant#{tenant_id}", "tenant") is None:
         raise NotFound(f"tenant {tenant_id} was not found")
     environment_id = environment_id or new_id("environment")

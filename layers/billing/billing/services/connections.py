@@ -18,6 +18,7 @@ from billing.schemas.connections import (
     secret_hints,
 )
 from billing.scope import Scope
+from billing.services import webhooks
 from billing.store import secrets
 from billing.store.entities import ACTIVE, ARCHIVED, Entities
 from billing.timeutil import iso, utcnow
@@ -54,10 +55,13 @@ def create(scope: Scope, request: ConnectionCreate, actor: str = "api") -> dict[
         "version": 1,
     }
     # The claim makes "one active connection per provider and environment" atomic.
-    created = _repo().create(scope, record, unique={UNIQUE_FIELD: request.provider_type})
-    logger.info(
-        "connection created", extra={"connection_id": connection_id, "provider": request.provider_type}
+    created = _repo().create(
+        scope,
+        record,
+        unique={UNIQUE_FIELD: request.provider_type},
+        extra_ops=[webhooks.connection_index_op(_repo().table, scope, connection_id)],
     )
+    logger.info("connection created", extra={"connection_id": connection_id, "provider": request.provider_type})
     metrics.add_metric(name="ConnectionCreated", unit="Count", value=1)
     return created
 
@@ -89,9 +93,7 @@ def update(scope: Scope, connection_id: str, request: ConnectionUpdate, actor: s
     repo = _repo()
     current = repo.get(scope, connection_id)
     if current["status"] != ACTIVE:
-        raise NotFound(
-            f"connection {connection_id} is archived", {"entity": "connection", "id": connection_id}
-        )
+        raise NotFound(f"connection {connection_id} is archived", {"entity": "connection", "id": connection_id})
     record = dict(current)
     if request.name is not None:
         record["name"] = request.name

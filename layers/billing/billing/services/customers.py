@@ -51,9 +51,7 @@ def create(scope: Scope, request: CustomerCreate, actor: str = "api") -> dict[st
             stripe_sync.request_customer_sync(scope, created["id"])
         except Exception:
             # The customer exists; its Stripe customer is then created when first needed (card setup, invoice sync).
-            logger.exception(
-                "could not queue the customer's Stripe sync", extra={"customer_id": created["id"]}
-            )
+            logger.exception("could not queue the customer's Stripe sync", extra={"customer_id": created["id"]})
     return created
 
 
@@ -88,9 +86,7 @@ def search(scope: Scope, criteria: CustomerFilter) -> list[dict[str, Any]]:
     return criteria.arrange([c for c in catalog.customers().list(scope) if criteria.keep(c)])
 
 
-def update(
-    scope: Scope, current: dict[str, Any], request: CustomerUpdate, actor: str = "api"
-) -> dict[str, Any]:
+def update(scope: Scope, current: dict[str, Any], request: CustomerUpdate, actor: str = "api") -> dict[str, Any]:
     if current.get("status") != ACTIVE:
         raise NotFound(f"customer {current['id']} is archived", {"entity": "customer", "id": current["id"]})
     changes = request.model_dump(exclude_unset=True, exclude_none=True)

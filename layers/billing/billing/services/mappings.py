@@ -88,6 +88,15 @@ def link(
         raise
 
 
+def update_metadata(scope: Scope, mapping: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """Merge ``changes`` into a mapping's metadata (optimistic; unchanged metadata writes nothing)."""
+    merged = {**(mapping.get("metadata") or {}), **changes}
+    if merged == (mapping.get("metadata") or {}):
+        return mapping
+    record = {**mapping, "metadata": merged, "updated_at": iso(utcnow()), "version": int(mapping["version"]) + 1}
+    return _repo().replace(scope, record, int(mapping["version"]))
+
+
 def for_entity(scope: Scope, entity_type: str, entity_id: str) -> list[dict[str, Any]]:
     repo = _repo()
     claims = repo.table.query(f"{scope.prefix}#eim#entity", sk_prefix=f"{entity_type}#{entity_id}#")

@@ -35,9 +35,7 @@ def request_customer_sync(scope: Scope, customer_id: str) -> bool:
         return False
     queue_url = get_settings().stripe_sync_queue_url
     if not queue_url:
-        logger.warning(
-            "customer sync wanted but no sync queue is configured", extra={"customer_id": customer_id}
-        )
+        logger.warning("customer sync wanted but no sync queue is configured", extra={"customer_id": customer_id})
         return False
     message = {
         "kind": CUSTOMER_SYNC,
@@ -89,14 +87,10 @@ def sync_customer(scope: Scope, customer_id: str, *, force: bool = False) -> dic
     if customer is None:
         raise NotFound(f"customer {customer_id} was not found", {"entity": "customer", "id": customer_id})
     client = stripe_gateway.client_for(connections.stripe_credentials(scope, connection)["secret_key"])
-    found = client.v1.customers.search(
-        {"query": f"metadata['flexprice_customer_id']:'{customer_id}'", "limit": 1}
-    )
+    found = client.v1.customers.search({"query": f"metadata['flexprice_customer_id']:'{customer_id}'", "limit": 1})
     if found.data:
         stripe_id = found.data[0].id
-        logger.info(
-            "reusing Stripe customer", extra={"customer_id": customer_id, "stripe_customer": stripe_id}
-        )
+        logger.info("reusing Stripe customer", extra={"customer_id": customer_id, "stripe_customer": stripe_id})
     else:
         created = client.v1.customers.create(
             _customer_params(customer, scope),
@@ -114,5 +108,10 @@ def handle_message(body: dict[str, Any]) -> None:
     scope = Scope(body["tenant_id"], body["environment_id"])
     if body.get("kind") == CUSTOMER_SYNC:
         sync_customer(scope, body["customer_id"])
+        return
+    from billing.services import invoice_sync  # imports this module: resolved at call time
+
+    if body.get("kind") == invoice_sync.INVOICE_SYNC:
+        invoice_sync.sync_invoice(scope, body["invoice_id"])
         return
     raise ValueError(f"unknown sync message kind {body.get('kind')!r}")

@@ -192,9 +192,7 @@ class Table:
         for start in range(0, len(keys), MAX_BATCH_GET):
             request = {
                 self.name: {
-                    "Keys": [
-                        {"PK": {"S": pk}, "SK": {"S": sk}} for pk, sk in keys[start : start + MAX_BATCH_GET]
-                    ],
+                    "Keys": [{"PK": {"S": pk}, "SK": {"S": sk}} for pk, sk in keys[start : start + MAX_BATCH_GET]],
                     "ConsistentRead": True,
                 }
             }

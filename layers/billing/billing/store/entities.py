@@ -78,9 +78,7 @@ class Entities:
         return claim["entity_id"] if claim else None
 
     # -- writes -------------------------------------------------------------------------------
-    def item(
-        self, scope: Scope, record: Mapping[str, Any], indexes: Mapping[str, str] | None = None
-    ) -> dict[str, Any]:
+    def item(self, scope: Scope, record: Mapping[str, Any], indexes: Mapping[str, str] | None = None) -> dict[str, Any]:
         return {"PK": entity_pk(scope, self.kind), "SK": record["id"], **(indexes or {}), **record}
 
     def claim_op(self, scope: Scope, field: str, value: str, entity_id: str) -> dict[str, Any]:

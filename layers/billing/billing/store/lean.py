@@ -74,16 +74,13 @@ def sign(
         ]
     )
     scope = f"{day}/{region}/dynamodb/aws4_request"
-    to_sign = "\n".join(
-        ["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode("utf-8")).hexdigest()]
-    )
+    to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode("utf-8")).hexdigest()])
     key = _hmac(("AWS4" + credentials.secret_key).encode("utf-8"), day)
     for part in (region, "dynamodb", "aws4_request"):
         key = _hmac(key, part)
     signature = hmac.new(key, to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
     headers["authorization"] = (
-        f"AWS4-HMAC-SHA256 Credential={credentials.access_key}/{scope}, "
-        f"SignedHeaders={signed}, Signature={signature}"
+        f"AWS4-HMAC-SHA256 Credential={credentials.access_key}/{scope}, SignedHeaders={signed}, Signature={signature}"
     )
     return headers
 
@@ -175,7 +172,5 @@ class LeanTable:
 def entities_reader() -> LeanTable:
     settings = get_settings()
     access_key, secret_key, token = aws_credentials()
-    client = LeanDynamo(
-        settings.region, Credentials(access_key, secret_key, token), settings.aws_endpoint_url
-    )
+    client = LeanDynamo(settings.region, Credentials(access_key, secret_key, token), settings.aws_endpoint_url)
     return LeanTable(client, settings.entities_table)

@@ -1,0 +1,11 @@
+"""POST /invoices/{id}/void: void a DRAFT, FINALIZED or SKIPPED invoice."""
+
+from billing.http import Request, api
+from billing.schemas.invoices import invoice_out
+from billing.services import invoices
+from billing.timeutil import utcnow
+
+
+@api()
+def lambda_handler(req: Request) -> dict:
+    return invoice_out(invoices.void(req.scope, req.param("id"), utcnow()))
