@@ -16,7 +16,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help venv tools run test lint fmt typecheck unit integration e2e template-test \
-        bench-coldstart bench-ingest bench-invoicing apikey clean stripe-emulator
+        demo bench-coldstart bench-ingest bench-invoicing apikey clean stripe-emulator
 
 help: ## List targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -75,6 +75,9 @@ template-test: venv tools ## Template tier: sam validate --lint, sam build, inva
 
 test: venv tools lint typecheck ## Every tier, from scratch
 	$(VENV)/bin/pytest tests -q -n 2
+
+demo: venv ## The seven phases of the Stripe workflow against the local stack (started if not running)
+	$(PY) tools/demo.py
 
 bench-coldstart: venv ## Import + init time of every function (median of 5, ms)
 	$(PY) bench/coldstart.py

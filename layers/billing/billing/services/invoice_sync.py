@@ -159,6 +159,9 @@ def sync_invoice(scope: Scope, invoice_id: str) -> dict[str, Any] | None:
     if invoice.get("invoice_status") != "FINALIZED":
         _mark(scope, invoice_id, "skipped", f"invoice is {invoice.get('invoice_status')}")
         return None
+    if Decimal(invoice["total"]) <= 0:
+        _mark(scope, invoice_id, "skipped", "nothing to collect")
+        return None
     connection = connections.active(scope, PROVIDER)
     reason = _outbound(connection)
     if reason is not None or connection is None:

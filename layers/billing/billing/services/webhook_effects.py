@@ -306,7 +306,10 @@ def checkout_completed(scope: Scope, event: dict[str, Any]) -> str:
         method = _id(intent.get("payment_method")) if isinstance(intent, dict) else None
         if method is None and intent:
             method = _id(_client(scope).v1.payment_intents.retrieve(_id(intent)).payment_method)
-        invoice = _our_invoice(scope, None, metadata)
+        payment_id = metadata.get("flexprice_payment_id")
+        if payment_id and session.get("payment_status") == "paid":
+            outcomes.append(_our_payment_paid(scope, payment_id, session, _id(intent), method, event))
+        invoice = None if payment_id else _our_invoice(scope, None, metadata)
         if invoice is not None and session.get("payment_status") == "paid":
             outcomes.append(
                 mark_paid(
@@ -332,9 +335,32 @@ def setup_intent_succeeded(scope: Scope, event: dict[str, Any]) -> str:
     return _apply_card(scope, metadata, _id(intent.get("payment_method")))
 
 
+def _our_payment_paid(
+    scope: Scope, payment_id: str, obj: dict[str, Any], intent: str | None, method: str | None, event: dict[str, Any]
+) -> str:
+    """A payment created by ``POST /payments`` (metadata ``flexprice_payment_id``): settled by the payments service,
+    which applies it to its invoice once."""
+    from billing.services import payments  # deferred: payments imports this module
+
+    amount = obj.get("amount_total") if obj.get("object") == "checkout.session" else obj.get("amount_received")
+    return payments.gateway_succeeded(
+        scope,
+        payment_id,
+        gateway_payment_id=intent,
+        payment_method_id=method,
+        amount_minor=int(amount) if amount else None,
+        currency=obj.get("currency"),
+        at=_when(event.get("created")),
+    )
+
+
 def payment_intent_succeeded(scope: Scope, event: dict[str, Any]) -> str:
     intent = _object(event)
     metadata = _metadata(intent)
+    if metadata.get("flexprice_payment_id"):
+        return _our_payment_paid(
+            scope, metadata["flexprice_payment_id"], intent, str(intent["id"]), _id(intent.get("payment_method")), event
+        )
     if not metadata.get("flexprice_invoice_id"):
         # Stripe's own invoice payments are applied from the invoice events that accompany them.
         return "handled_by_invoice_event" if intent.get("invoice") else "not_ours"
@@ -354,6 +380,13 @@ def payment_intent_succeeded(scope: Scope, event: dict[str, Any]) -> str:
 def payment_intent_failed(scope: Scope, event: dict[str, Any]) -> str:
     intent = _object(event)
     metadata = _metadata(intent)
+    if metadata.get("flexprice_payment_id"):
+        from billing.services import payments  # deferred: payments imports this module
+
+        error = intent.get("last_payment_error") or {}
+        return payments.gateway_failed(
+            scope, metadata["flexprice_payment_id"], message=error.get("message"), gateway_payment_id=str(intent["id"])
+        )
     if not metadata.get("flexprice_invoice_id"):
         return "handled_by_invoice_event" if intent.get("invoice") else "not_ours"
     invoice = _our_invoice(scope, None, metadata)
