@@ -384,7 +384,7 @@ def run() -> int:
         declined = api.call("GET", f"/invoices/{customers['declining']['invoice']['id']}", 200)
         say(f"   declining card: {declined['id']} payment_status {declined['payment_status']}")
         sent = api.call("GET", f"/invoices/{customers['invoiced']['invoice']['id']}", 200)
-        hosted = sent.get("hosted_invoice_url") or sent.get("invoice_pdf_url")
+        hosted = sent.get("hosted_invoice_url")
         check(bool(hosted), "the send_invoice invoice has no hosted invoice URL")
         say(f"   send_invoice: {sent['id']} payment_status {sent['payment_status']}, hosted invoice {hosted}")
         say("All phases passed.")

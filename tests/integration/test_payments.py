@@ -14,12 +14,11 @@ import pytest
 
 from billing.schemas.payments import SetupIntentCreate
 from billing.scope import Scope
-from billing.services import payment_methods, webhook_effects
+from billing.services import payment_methods, webhook_effects, webhooks
 from tests.integration.test_stripe_customer_sync import connect
 from tests.integration.test_stripe_invoice_sync import finalized_invoice
 from tests.integration.test_webhooks import connect as connect_with_webhooks
-from tests.integration.test_webhooks import drain, endpoint_secret
-from tests.integration.test_webhooks import loopback, queues  # noqa: F401 - fixtures
+from tests.integration.test_webhooks import drain, endpoint_secret, loopback, queues  # noqa: F401 - fixtures
 from tests.support.api import call
 from tests.support.invoicing import make_queue
 
@@ -285,8 +284,8 @@ def test_payment_link_is_settled_by_the_checkout_webhook_and_saves_the_card(
     queue,
     stripe_emulator,
     stripe_key,
-    queues,
-    loopback,  # noqa: F811
+    queues,  # noqa: F811 - the webhook tier's fixture
+    loopback,  # noqa: F811 - the webhook tier's fixture
 ):
     connect_with_webhooks(tenant, stripe_key, secret=endpoint_secret(stripe_emulator, stripe_key, loopback, tenant))
     inv = finalized_invoice(tenant, queue)
@@ -318,6 +317,14 @@ def test_payment_link_is_settled_by_the_checkout_webhook_and_saves_the_card(
     assert stripe_emulator.wait_for_webhooks(timeout=10)
     drain(queues.url)
 
+    outcomes = {
+        d["event_type"]: webhooks.find_record(Scope(*tenant), d["event_id"])["outcome"]
+        for d in stripe_emulator.webhook_deliveries()
+        if d["event_type"] in ("checkout.session.completed", "payment_intent.succeeded")
+        and webhooks.find_record(Scope(*tenant), d["event_id"])
+    }
+    assert outcomes["checkout.session.completed"] == "succeeded,default_set"
+    assert outcomes["payment_intent.succeeded"] in ("succeeded", "already_succeeded")
     done = call("GET", f"/api/v1/payments/{body['id']}", tenant=tenant).body
     assert done["payment_status"] == "SUCCEEDED" and done["succeeded_at"]
     paid = invoice_of(tenant, inv["id"])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,6 @@ import pytest
 from devstack import template as tpl
 from devstack.events import LambdaContext
 from devstack.loader import load_handler
-from tests.support.invoicing import make_queue
 
 ROOT = Path(__file__).resolve().parents[2]
 FUNCTIONS = tpl.functions(tpl.load())
@@ -30,8 +28,6 @@ def _function_for(path: Path) -> tpl.Function:
 def test_sample_event_runs(path: Path, aws_endpoint: str) -> None:
     fn = _function_for(path)
     event = json.loads(path.read_text())
-    if "INVOICE_QUEUE_URL" in fn.environment and not os.environ.get("INVOICE_QUEUE_URL"):
-        make_queue(aws_endpoint)
     result = load_handler(fn.module_path, fn.attribute)(event, LambdaContext(fn.logical_id))
     if path.parent.name == "schedule":
         assert isinstance(result, dict), result

@@ -171,6 +171,8 @@ _PLAIN = (
     "voided_at",
     "idempotency_key",
     "invoice_pdf_url",
+    "hosted_invoice_url",
+    "stripe_invoice_id",
     "description",
     "tenant_id",
     "environment_id",
