@@ -51,6 +51,9 @@ ALLOWED: dict[str, str] = {
     "PUT /invoices/{id}: not served (Flexprice has it)": "invoice edits (due date, PDF url) are out of scope",
     "PUT /prices/{id}: not served (Flexprice has it)": "prices are immutable here; archive and create a new one",
     "PUT /subscriptions/{id}: not served (Flexprice has it)": "subscription changes are out of scope (cancel only)",
+    "PUT /payments/{id}: not served (Flexprice has it)": "payments change only through the gateway (docs/payments.md)",
+    "DELETE /payments/{id}: not served (Flexprice has it)": "a payment record is never deleted (docs/payments.md)",
+    "POST /payments: field gateway_options only Flexprice": "Stripe is the only gateway; options are ignored",
     # -- request fields ----------------------------------------------------------------------------------------------
     **_fields(
         "PUT /customers",

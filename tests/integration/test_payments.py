@@ -323,8 +323,10 @@ def test_payment_link_is_settled_by_the_checkout_webhook_and_saves_the_card(
         if d["event_type"] in ("checkout.session.completed", "payment_intent.succeeded")
         and webhooks.find_record(Scope(*tenant), d["event_id"])
     }
-    assert outcomes["checkout.session.completed"] == "succeeded,default_set"
-    assert outcomes["payment_intent.succeeded"] in ("succeeded", "already_succeeded")
+    # both events name the payment; whichever is processed first settles it, the other finds it settled
+    settled = [outcomes["checkout.session.completed"].split(",")[0], outcomes["payment_intent.succeeded"]]
+    assert sorted(settled) == ["already_succeeded", "succeeded"]
+    assert outcomes["checkout.session.completed"].endswith(",default_set")
     done = call("GET", f"/api/v1/payments/{body['id']}", tenant=tenant).body
     assert done["payment_status"] == "SUCCEEDED" and done["succeeded_at"]
     paid = invoice_of(tenant, inv["id"])

@@ -151,3 +151,35 @@ def test_without_connection_or_with_invoice_sync_off_nothing_is_sent(tenant, oth
     other = finalized_invoice(other_tenant, queue)
     sync(other_tenant, other["id"])
     assert stripe_emulator.objects(key, "invoice") == []
+
+
+def test_an_invoice_stripe_collects_cannot_be_charged_twice(tenant, queue, stripe_emulator, stripe_key):
+    connect(tenant, stripe_key)
+    inv = finalized_invoice(tenant, queue, collection_method="send_invoice")
+    sync(tenant, inv["id"])
+    [stripe_inv] = stripe_invoices(stripe_emulator, stripe_key)
+    intents_before = len(stripe_emulator.objects(stripe_key, "payment_intent"))
+    payment = {"destination_type": "INVOICE", "destination_id": inv["id"], "currency": "usd"}
+    card = call(
+        "POST",
+        "/api/v1/payments",
+        tenant=tenant,
+        body={**payment, "payment_method_type": "CARD", "amount": inv["total"]},
+    )
+    assert card.status == 400 and card.body["code"] == "invalid_operation"
+    assert stripe_inv["id"] in card.body["message"]
+    partial = call(
+        "POST", "/api/v1/payments", tenant=tenant, body={**payment, "payment_method_type": "OFFLINE", "amount": "1.00"}
+    )
+    assert partial.status == 400 and "in full" in partial.body["message"]
+    assert len(stripe_emulator.objects(stripe_key, "payment_intent")) == intents_before
+    full = call(
+        "POST",
+        "/api/v1/payments",
+        tenant=tenant,
+        body={**payment, "payment_method_type": "OFFLINE", "amount": inv["total"]},
+    )
+    assert full.status == 201, full.text
+    assert call("GET", f"/api/v1/invoices/{inv['id']}", tenant=tenant).body["payment_status"] == "SUCCEEDED"
+    [settled] = stripe_invoices(stripe_emulator, stripe_key)
+    assert settled["status"] == "paid" and settled["paid_out_of_band"] is True

@@ -134,6 +134,7 @@ def invoke_worker(queue_url: str, tenant: tuple[str, str]) -> dict[str, Any]:
     got = sqs.receive_message(
         QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0, MessageSystemAttributeNames=["All"]
     ).get("Messages", [])
+    seen = len(got)
     mine = []
     for msg in got:
         body = json.loads(msg["Body"])
@@ -143,7 +144,7 @@ def invoke_worker(queue_url: str, tenant: tuple[str, str]) -> dict[str, Any]:
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=msg["ReceiptHandle"])
     got = mine
     if not got:
-        return {"batchItemFailures": [], "received": 0}
+        return {"batchItemFailures": [], "received": 0, "seen": seen}
     handler = load_handler(Path(WORKER_APP).resolve())
     try:
         result = handler(sqs_event("arn:aws:sqs:us-east-1:123456789012:invoice", got), LambdaContext("worker"))
@@ -156,7 +157,7 @@ def invoke_worker(queue_url: str, tenant: tuple[str, str]) -> dict[str, Any]:
             sqs.change_message_visibility(QueueUrl=queue_url, ReceiptHandle=msg["ReceiptHandle"], VisibilityTimeout=0)
         else:
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=msg["ReceiptHandle"])
-    return {**result, "received": len(got)}
+    return {**result, "received": len(got), "seen": seen}
 
 
 def invoices(tenant: tuple[str, str], **query: Any) -> list[dict[str, Any]]:

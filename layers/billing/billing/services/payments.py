@@ -46,7 +46,7 @@ from billing.ids import new_id, ulid
 from billing.observability import logger, metrics
 from billing.schemas.payments import PaymentCreate, PaymentFilter
 from billing.scope import Scope
-from billing.services import invoices, payment_methods
+from billing.services import invoices, mappings, payment_methods
 from billing.services.webhook_effects import payments_key
 from billing.store import invoices as invoice_keys
 from billing.store.dynamo import ConditionFailed
@@ -217,8 +217,12 @@ def create(scope: Scope, request: PaymentCreate, now: datetime | None = None) ->
         )
     if method != "OFFLINE" and request.payment_gateway not in (None, GATEWAY):
         raise InvalidOperation(f"payment_gateway {request.payment_gateway} is not connected; use stripe")
+    stripe_invoice = _stripe_collected(scope, request)
     if method == "OFFLINE":
-        return _offline(scope, request, at)
+        payment = _offline(scope, request, at)
+        if stripe_invoice is not None:
+            _settle_in_stripe(scope, request.destination_id, stripe_invoice)
+        return payment
     if method == "PAYMENT_LINK" and not request.success_url:
         raise ValidationFailed(
             "invalid request: success_url: is required for PAYMENT_LINK payments",
@@ -237,6 +241,48 @@ def create(scope: Scope, request: PaymentCreate, now: datetime | None = None) ->
     record = _new(scope, request, invoice, at, payment_status="PENDING", **gateway)
     payment, created = _insert(scope, request, record)
     return _link(scope, payment) if created else payment
+
+
+def _stripe_collected(scope: Scope, request: PaymentCreate) -> str | None:
+    """Refuse what could collect an invoice twice: once an invoice is synced, Stripe collects it.
+
+    A card charge or a payment link on an invoice Stripe is already collecting could take the money a second time, so
+    they are refused. An offline payment is accepted only when it settles the invoice in full, and the Stripe invoice
+    is then marked paid out of band so Stripe stops collecting. Returns the Stripe invoice id, if any.
+    """
+    link = mappings.find(scope, "invoice", request.destination_id, "stripe")
+    if link is None:
+        return None
+    stripe_invoice = str(link["provider_entity_id"])
+    if request.payment_method_type != "OFFLINE":
+        raise InvalidOperation(
+            f"invoice {request.destination_id} is collected by Stripe (Stripe invoice {stripe_invoice}): pay it "
+            "on its hosted invoice page or let Stripe charge the default card; a second charge here is refused",
+            {"stripe_invoice_id": stripe_invoice},
+        )
+    invoice = _destination(scope, request)
+    if Decimal(request.amount) != Decimal(invoice["amount_remaining"]):
+        raise InvalidOperation(
+            f"invoice {request.destination_id} is collected by Stripe: an offline payment must settle it in full "
+            f"({invoice['amount_remaining']} {invoice['currency']})",
+            {"stripe_invoice_id": stripe_invoice, "amount_remaining": invoice["amount_remaining"]},
+        )
+    current = _client(scope).v1.invoices.retrieve(stripe_invoice)
+    if current.status in ("paid", "void", "uncollectible"):
+        raise InvalidOperation(
+            f"Stripe invoice {stripe_invoice} is already {current.status}; its webhook updates this invoice",
+            {"stripe_invoice_id": stripe_invoice, "stripe_status": current.status},
+        )
+    return stripe_invoice
+
+
+def _settle_in_stripe(scope: Scope, invoice_id: str, stripe_invoice: str) -> None:
+    """Mark the Stripe invoice paid out of band (idempotent), so Stripe never collects it again."""
+    _client(scope).v1.invoices.pay(
+        stripe_invoice,
+        {"paid_out_of_band": True},
+        stripe_gateway.options(stripe_gateway.idempotency_key("invoice.paid_out_of_band", invoice_id)),
+    )
 
 
 def _resume(scope: Scope, payment: dict[str, Any]) -> dict[str, Any]:
