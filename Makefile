@@ -16,7 +16,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help venv tools run test lint fmt typecheck unit integration e2e template-test \
-        demo bench-coldstart bench-ingest bench-invoicing apikey clean stripe-emulator
+        demo bench-coldstart bench-ingest bench-invoicing bench-webhooks bench-sync apikey clean stripe-emulator
 
 help: ## List targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -87,6 +87,12 @@ bench-ingest: venv ## 20,000 events through the bulk function: events/s, request
 
 bench-invoicing: venv ## 1,000 subscriptions, one scheduler run: invoices/minute, DynamoDB requests per invoice
 	$(PY) bench/invoicing.py
+
+bench-webhooks: venv ## Stripe webhooks: intake median/p95/p99 in-process (warm), processor webhooks/s on the local stack
+	$(PY) bench/webhooks.py
+
+bench-sync: venv ## 500 finalized invoices synced to the Stripe emulator: invoices/minute, Stripe calls, duplicates
+	$(PY) bench/sync.py
 
 clean: ## Remove venvs and build output
 	rm -rf $(VENV) .tools .aws-sam .pytest_cache .mypy_cache .ruff_cache
