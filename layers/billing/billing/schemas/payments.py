@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from billing.domain.money import exponent, format_money, is_rounded, normalize_currency
 from billing.schemas.common import CsvList, DecimalStr, Edge, ListFilter, Metadata
+from billing.schemas.invoices import PaymentStatus
 
 
 def _url(value: str) -> str:
@@ -54,17 +55,6 @@ class SetupIntentCreate(BaseModel):
 
 # ---------------------------------------------------------------------------------------------- payments
 
-PaymentStatus = Literal[
-    "INITIATED",
-    "PENDING",
-    "PROCESSING",
-    "SUCCEEDED",
-    "OVERPAID",
-    "FAILED",
-    "REFUNDED",
-    "PARTIALLY_REFUNDED",
-    "VOIDED",
-]
 PaymentMethodType = Literal["CARD", "ACH", "OFFLINE", "CREDITS", "PAYMENT_LINK", "UPI"]
 DestinationType = Literal["INVOICE", "CUSTOMER"]
 Gateway = Literal["stripe", "razorpay", "nomod", "moyasar", "paddle", "whop"]
