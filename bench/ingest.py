@@ -115,26 +115,13 @@ class Meter:
         return total, biggest
 
 
-def _provision(endpoint: str) -> dict[str, str]:
-    """Tables and queues from template.yaml, as the test harness and the local stack build them."""
-    from devstack import template as tpl
-    from devstack.intrinsics import parameter_values
-    from devstack.stack import provision
-    from tests.support import aws
-
-    template = tpl.load()
-    stack = provision(template, tpl.ROOT, parameter_values(template, {}), lambda svc: aws.aws_client(svc, endpoint))
-    return dict(stack.tables)
-
-
 def main() -> int:
     from billing import wiring
     from tests.support import aws
     from tests.support.api import call
 
     with aws.moto_server() as endpoint:
-        names = _provision(endpoint)
-        aws.point_environment_at(endpoint, names)
+        names = aws.provision_template(endpoint).tables
         from tests.support.metering import counting_reads, create_meter  # installs serializable transactions
 
         ddb = wiring.client("dynamodb")

@@ -86,14 +86,8 @@ def main() -> int:
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
-    from devstack import template as tpl
-    from devstack.intrinsics import parameter_values
-    from devstack.stack import provision
-
     with aws.moto_server() as endpoint:
-        template = tpl.load()
-        stack = provision(template, tpl.ROOT, parameter_values(template, {}), lambda svc: aws.aws_client(svc, endpoint))
-        aws.point_environment_at(endpoint, stack.tables)
+        stack = aws.provision_template(endpoint)
         os.environ["INVOICE_QUEUE_URL"] = stack.queues["InvoiceQueue"].url
         from billing import wiring
         from billing.settings import reset_settings

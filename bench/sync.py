@@ -116,8 +116,6 @@ def build_invoices(scope: Any, subs: list[dict[str, Any]], count: int) -> list[d
 
 def main() -> int:
     from devstack import template as tpl
-    from devstack.intrinsics import parameter_values
-    from devstack.stack import provision, resolve_environment, split_environments
     from stripe_emulator.server import StripeEmulator
     from tests.support import aws, dynamo_txn
 
@@ -128,15 +126,7 @@ def main() -> int:
     emulator.start()
     try:
         with aws.moto_server() as endpoint:
-            parameters = parameter_values(template, {"StripeApiBase": emulator.url})
-            stack = provision(template, tpl.ROOT, parameters, lambda svc: aws.aws_client(svc, endpoint))
-            environments = {
-                name: resolve_environment(fn.environment, stack.resolver)
-                for name, fn in tpl.functions(template).items()
-            }
-            base, _overlays = split_environments(environments)
-            os.environ.update(base)
-            aws.point_environment_at(endpoint, stack.tables)
+            aws.provision_template(endpoint, {"StripeApiBase": emulator.url})
             dynamo_txn.install()
             return run(emulator, concurrency)
     finally:

@@ -95,9 +95,7 @@ def connection_body(secret_key: str) -> dict[str, Any]:
 def intake() -> None:
     from devstack import template as tpl
     from devstack.events import LambdaContext, function_url_event
-    from devstack.intrinsics import parameter_values
     from devstack.loader import load_handler
-    from devstack.stack import provision, resolve_environment, split_environments
     from stripe_emulator.server import StripeEmulator
     from tests.support import aws
     from tests.support.api import call
@@ -110,15 +108,7 @@ def intake() -> None:
     sink = io.StringIO()
     try:
         with aws.moto_server() as endpoint, contextlib.redirect_stdout(sink):
-            template = tpl.load()
-            parameters = parameter_values(template, {"StripeApiBase": emulator.url})
-            stack = provision(template, tpl.ROOT, parameters, lambda service: aws.aws_client(service, endpoint))
-            functions = tpl.functions(template)
-            environments = {name: resolve_environment(fn.environment, stack.resolver) for name, fn in functions.items()}
-            base, overlays = split_environments(environments)
-            os.environ.update(base)
-            os.environ.update(overlays.get("WebhooksStripeIntakeFunction", {}))
-            aws.point_environment_at(endpoint, stack.tables)
+            aws.provision_template(endpoint, {"StripeApiBase": emulator.url}, function="WebhooksStripeIntakeFunction")
             os.environ["POWERTOOLS_LOG_LEVEL"] = "ERROR"
             from billing.settings import reset_settings
 
@@ -130,7 +120,7 @@ def intake() -> None:
             if res.status != 201:
                 raise SystemExit(f"connection not created: {res.status} {res.text}")
 
-            fn = functions["WebhooksStripeIntakeFunction"]
+            fn = tpl.functions(tpl.load())["WebhooksStripeIntakeFunction"]
             path = f"/webhooks/stripe/{tenant[0]}/{tenant[1]}"
 
             def event() -> dict[str, Any]:

@@ -7,15 +7,12 @@ in-process see exactly what they would see deployed.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
-from devstack import template as tpl
-from devstack.intrinsics import parameter_values
-from devstack.stack import Stack, provision, resolve_environment, split_environments
+from devstack.stack import Stack
 from stripe_emulator.server import StripeEmulator
 from tests.support import aws
 
@@ -31,15 +28,7 @@ def stripe_emulator() -> Iterator[StripeEmulator]:
 @pytest.fixture(scope="session")
 def provisioned(stripe_emulator: StripeEmulator) -> Iterator[tuple[str, Stack]]:
     with aws.moto_server() as endpoint:
-        template = tpl.load()
-        parameters = parameter_values(template, {"StripeApiBase": stripe_emulator.url})
-        stack = provision(template, tpl.ROOT, parameters, lambda service: aws.aws_client(service, endpoint))
-        environments = {
-            name: resolve_environment(fn.environment, stack.resolver) for name, fn in tpl.functions(template).items()
-        }
-        base, _overlays = split_environments(environments)
-        os.environ.update(base)
-        aws.point_environment_at(endpoint, stack.tables)
+        stack = aws.provision_template(endpoint, {"StripeApiBase": stripe_emulator.url})
         yield endpoint, stack
 
 

@@ -6,9 +6,12 @@ import os
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
+
+if TYPE_CHECKING:
+    from devstack.stack import Stack
 
 REGION = "us-east-1"
 
@@ -42,7 +45,7 @@ def aws_client(service: str, endpoint: str) -> Any:
     )
 
 
-def point_environment_at(endpoint: str, table_names: dict[str, str], key_arns: dict[str, str] | None = None) -> None:
+def point_environment_at(endpoint: str, table_names: dict[str, str]) -> None:
     """Set what the template's Globals give every function, resolved for the embedded AWS."""
     os.environ.update(
         {
@@ -65,3 +68,28 @@ def point_environment_at(endpoint: str, table_names: dict[str, str], key_arns: d
 
     reset_settings()
     wiring.reset()
+
+
+def provision_template(endpoint: str, overrides: dict[str, str] | None = None, function: str | None = None) -> Stack:
+    """Build everything template.yaml declares on the embedded AWS and give this process what the functions see.
+
+    The same code as the local stack: tables, queues and keys are provisioned, every function's environment is
+    resolved, the variables they share are exported (plus ``function``'s own where functions disagree), and the
+    shared package is pointed at ``endpoint``. Used by the test tiers and the in-process benchmarks.
+    """
+    from devstack import template as tpl
+    from devstack.intrinsics import parameter_values
+    from devstack.stack import provision, resolve_environment, split_environments
+
+    template = tpl.load()
+    parameters = parameter_values(template, overrides or {})
+    stack = provision(template, tpl.ROOT, parameters, lambda service: aws_client(service, endpoint))
+    environments = {
+        name: resolve_environment(fn.environment, stack.resolver) for name, fn in tpl.functions(template).items()
+    }
+    base, overlays = split_environments(environments)
+    os.environ.update(base)
+    if function is not None:
+        os.environ.update(overlays.get(function, {}))
+    point_environment_at(endpoint, stack.tables)
+    return stack
