@@ -48,5 +48,12 @@ def client_for(secret_key: str) -> Any:
     return _client(digest, secret_key, get_settings().stripe_api_base)
 
 
+def sdk() -> Any:
+    """The stripe module, for its error classes (``sdk().CardError``); imported only on paths that call Stripe."""
+    import stripe
+
+    return stripe
+
+
 def options(key: str) -> dict[str, Any]:
     return {"idempotency_key": key}

@@ -324,7 +324,7 @@ def _card_for(client: Any, customer_id: str, stripe_customer: str, requested: st
         "or collect this payment with payment_method_type PAYMENT_LINK"
     )
     if requested:
-        from stripe import InvalidRequestError  # the SDK's error classes; the client comes from stripe_gateway
+        InvalidRequestError = stripe_gateway.sdk().InvalidRequestError
 
         try:
             method = client.v1.payment_methods.retrieve(requested)
@@ -371,7 +371,8 @@ def _client(scope: Scope) -> Any:
 
 
 def _charge(scope: Scope, payment: dict[str, Any]) -> dict[str, Any]:
-    from stripe import CardError, InvalidRequestError, StripeError
+    sdk = stripe_gateway.sdk()
+    CardError, InvalidRequestError, StripeError = sdk.CardError, sdk.InvalidRequestError, sdk.StripeError
 
     client = _client(scope)
     stripe_customer = payment["gateway_metadata"]["stripe_customer_id"]
@@ -452,7 +453,7 @@ def _link(scope: Scope, payment: dict[str, Any]) -> dict[str, Any]:
         "payment_intent_data": intent_data,
     }
     key = stripe_gateway.idempotency_key("payment.link", payment["id"])
-    from stripe import StripeError
+    StripeError = stripe_gateway.sdk().StripeError
 
     try:
         session = client.v1.checkout.sessions.create(params, stripe_gateway.options(key))
