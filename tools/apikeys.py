@@ -78,7 +78,7 @@ def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
 def cmd_create(table: Table, args: argparse.Namespace) -> None:
     tenant = apikeys.create_tenant(table, args.tenant, args.tenant_id)
     environment = apikeys.create_environment(table, tenant["id"], args.environment, args.environment_id)
-    record, key = apikeys.create_key(table, tenant["id"], environment["id"], args.name)
+    record, key = apikeys.create_key(table, tenant["id"], environment["id"], args.name, rate_limit=args.rate_limit)
     _emit(
         args,
         {"tenant": tenant, "environment": environment, "key": record, "api_key": key},
@@ -91,7 +91,7 @@ def cmd_create(table: Table, args: argparse.Namespace) -> None:
 
 
 def cmd_create_key(table: Table, args: argparse.Namespace) -> None:
-    record, key = apikeys.create_key(table, args.tenant_id, args.environment_id, args.name)
+    record, key = apikeys.create_key(table, args.tenant_id, args.environment_id, args.name, rate_limit=args.rate_limit)
     _emit(
         args,
         {"key": record, "api_key": key},
@@ -113,6 +113,9 @@ def cmd_revoke(table: Table, args: argparse.Namespace) -> None:
     _emit(args, {"key": record}, f"revoked {record['key_id']} ({record['hint']})")
 
 
+RATE_LIMIT_HELP = "requests per window for this key (default: the deployment's ApiKeyRateLimit; 0: unlimited)"
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="apikeys", description="Manage tenants, environments and API keys.")
     target = p.add_mutually_exclusive_group()
@@ -132,12 +135,14 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--name", default="default", help="key name")
     create.add_argument("--tenant-id", help="tenant id (default: generated)")
     create.add_argument("--environment-id", help="environment id (default: generated)")
+    create.add_argument("--rate-limit", type=int, help=RATE_LIMIT_HELP)
     create.set_defaults(run=cmd_create)
 
     create_key = sub.add_parser("create-key", parents=[common], help="create a key for an existing environment")
     create_key.add_argument("--tenant-id", required=True)
     create_key.add_argument("--environment-id", required=True)
     create_key.add_argument("--name", default="default")
+    create_key.add_argument("--rate-limit", type=int, help=RATE_LIMIT_HELP)
     create_key.set_defaults(run=cmd_create_key)
 
     listing = sub.add_parser("list", parents=[common], help="list a tenant's keys (hints only)")

@@ -168,3 +168,21 @@ def test_control_surface_of_the_main_template(stack: LocalStack):
         assert schedule["runs_automatically"] == (schedule["expression"].startswith("rate(") and schedule["enabled"])
     assert requests.post(f"{stack.api}/_local/queues/drain", timeout=5).status_code == 200
     assert requests.post(f"{stack.api}/_local/schedules/Nope/run", timeout=5).status_code == 404
+
+
+def test_a_key_with_its_own_limit_is_answered_429_with_retry_after(stack: LocalStack):
+    suffix = uuid.uuid4().hex[:8]
+    created = apikeys(
+        stack, "create", "--tenant", f"Limited {suffix}", "--environment", "production", "--rate-limit", "2"
+    )
+    headers = {"x-api-key": created["api_key"]}
+    if 60 - time.time() % 60 < 5:  # keep the three requests inside one 60 s window
+        time.sleep(60 - time.time() % 60)
+    answers = [requests.get(f"{stack.api}/api/v1/features", headers=headers, timeout=10) for _ in range(3)]
+    assert [r.status_code for r in answers] == [200, 200, 429]
+    assert [r.headers.get("X-RateLimit-Remaining") for r in answers[:2]] == ["1", "0"]
+    refused = answers[2]
+    assert refused.json()["code"] == "too_many_requests"
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    # The dev key is a different key: unaffected.
+    assert requests.get(f"{stack.api}/api/v1/features", headers={"x-api-key": DEV_KEY}, timeout=10).status_code == 200

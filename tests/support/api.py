@@ -56,6 +56,7 @@ def call(
     raw_body: bytes | None = None,
     query: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
+    auth: dict[str, str] | None = None,
 ) -> Response:
     """Route ``method path`` as API Gateway would and invoke the function's handler."""
     method = method.upper()
@@ -68,7 +69,8 @@ def call(
     data = raw_body if raw_body is not None else (json.dumps(body).encode() if body is not None else None)
     context = None
     if tenant is not None:
-        context = {"tenant_id": tenant[0], "environment_id": tenant[1], "key_id": "key_test"}
+        # One key per tenant, as in a deployment: each tenant's test traffic has its own request counter.
+        context = {"tenant_id": tenant[0], "environment_id": tenant[1], "key_id": f"key_{tenant[0]}", **(auth or {})}
     event = http_api_event(
         method,
         path,

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -137,13 +138,34 @@ def test_least_privilege_no_wildcard_actions_or_resources() -> None:
                 assert resource != "*", f"{name}: wildcard resource"
 
 
+def _on_rate_limit_table_only(statement: dict[str, Any]) -> bool:
+    resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+    return all(
+        isinstance(r, tpl.Tagged) and r.value in ("RateLimitTable.Arn", ["RateLimitTable", "Arn"]) for r in resources
+    )
+
+
 def test_read_only_functions_get_read_only_policies() -> None:
+    """A GET function writes nothing but its API key's request counter."""
     writes = {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"}
     for name, fn in FUNCTIONS.items():
         for ev in fn.events.values():
             if ev.get("Type") == "HttpApi" and ev["Properties"]["Method"].upper() == "GET":
                 for statement in _statements(fn):
+                    if _on_rate_limit_table_only(statement):
+                        assert statement["Action"] == ["dynamodb:UpdateItem"], name
+                        continue
                     assert not writes & set(statement["Action"]), f"{name} serves GET but may write"
+
+
+def test_every_api_function_may_count_requests_and_no_other_function_may() -> None:
+    for name, fn in FUNCTIONS.items():
+        serves_api = any(ev.get("Type") == "HttpApi" for ev in fn.events.values())
+        counting = [s for s in _statements(fn) if _on_rate_limit_table_only(s)]
+        if serves_api:
+            assert [s["Action"] for s in counting] == [["dynamodb:UpdateItem"]], f"{name}: per-key limit not allowed"
+        else:
+            assert not counting, f"{name} does not serve the API but may write the rate-limit table"
 
 
 def test_routes_are_under_api_v1_and_unique() -> None:
@@ -187,7 +209,18 @@ def test_sqs_consumers_report_partial_failures_and_have_dlqs() -> None:
             assert int(qprops.get("VisibilityTimeout", 30)) >= 6 * timeout, f"{queue_id} visibility < 6x timeout"
 
 
-@pytest.mark.parametrize("logical", sorted(tpl.resources(TEMPLATE, "AWS::DynamoDB::Table")))
+EPHEMERAL_TABLES = {"RateLimitTable"}
+
+
+def test_the_rate_limit_table_is_on_demand_encrypted_and_expires_its_items() -> None:
+    resource = TEMPLATE["Resources"]["RateLimitTable"]
+    props = resource["Properties"]
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["SSESpecification"]["SSEEnabled"] is True
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+
+
+@pytest.mark.parametrize("logical", sorted(set(tpl.resources(TEMPLATE, "AWS::DynamoDB::Table")) - EPHEMERAL_TABLES))
 def test_tables_are_on_demand_recoverable_and_encrypted(logical: str) -> None:
     props = TEMPLATE["Resources"][logical]["Properties"]
     assert props["BillingMode"] == "PAY_PER_REQUEST"

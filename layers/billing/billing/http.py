@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
+from billing import ratelimit
 from billing.errors import BillingError, PayloadTooLarge, Unauthorized, ValidationFailed
 from billing.observability import logger, metrics
 from billing.scope import Scope
@@ -92,6 +93,17 @@ class Request:
         self.request_id: str = ctx.get("requestId", "")
         self._scope: Scope | None = None
         self.body: Any = None
+        self.quota: ratelimit.Quota | None = None
+
+    @property
+    def authorizer(self) -> Mapping[str, Any]:
+        """The context the API key authorizer returned for this request."""
+        auth: Mapping[str, Any] = ((self.event.get("requestContext") or {}).get("authorizer") or {}).get("lambda") or {}
+        return auth
+
+    @property
+    def key_id(self) -> str:
+        return str(self.authorizer.get("key_id") or "")
 
     @property
     def scope(self) -> Scope:
@@ -165,10 +177,17 @@ def api(
         @logger.inject_lambda_context(clear_state=True)
         def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             req = Request(event)
+            out = respond(req)
+            if req.quota is not None:
+                out["headers"] = {**req.quota.headers(), **(out.get("headers") or {})}
+            return out
+
+        def respond(req: Request) -> dict[str, Any]:
             try:
                 if authenticated:
                     scope = req.scope
                     logger.append_keys(tenant_id=scope.tenant_id, environment_id=scope.environment_id)
+                    req.quota = ratelimit.consume(req.key_id, ratelimit.limit_of(req.authorizer))
                 if body is not None:
                     req.body = req.model(body)
                 result = fn(req)
@@ -176,7 +195,19 @@ def api(
                 if err.http_status >= 500:
                     logger.warning("request failed", extra={"code": err.code, "status": err.http_status})
                 return error_response(err)
-            except Exception:
+            except Exception as exc:
+                # An AWS endpoint that cannot be reached or does not answer in time (after botocore's retries) is
+                # an outage the client may wait out, not a fault of the product.
+                from botocore.exceptions import ConnectionError as AwsConnectionError
+                from botocore.exceptions import HTTPClientError
+
+                from billing.errors import ServiceUnavailable
+
+                if isinstance(exc, AwsConnectionError | HTTPClientError):
+                    logger.warning("AWS service unreachable", extra={"error": type(exc).__name__})
+                    return error_response(
+                        ServiceUnavailable("a backing service is unreachable; retry shortly", {"retry_after": 2})
+                    )
                 logger.exception("unhandled error")
                 return error_response(BillingError("internal error"))
             if isinstance(result, dict) and "statusCode" in result:

@@ -41,6 +41,11 @@ class Settings:
     webhook_tolerance_seconds: int = 300
     webhook_secret_cache_seconds: int = 300
     webhook_record_days: int = 90
+    # Per-API-key request limits (docs/operations.md): the table of window counters, the default number of
+    # requests a key may make per window (0 turns the limit off), and the window length.
+    rate_limit_table: str | None = None
+    api_key_rate_limit: int = 6000
+    api_key_rate_window_seconds: int = 60
 
 
 def _int(name: str, default: int) -> int:
@@ -75,6 +80,9 @@ def get_settings() -> Settings:
         webhook_tolerance_seconds=_int("WEBHOOK_TOLERANCE_SECONDS", 300),
         webhook_secret_cache_seconds=_int("WEBHOOK_SECRET_CACHE_SECONDS", 300),
         webhook_record_days=_int("WEBHOOK_RECORD_DAYS", 90),
+        rate_limit_table=env.get("RATE_LIMIT_TABLE") or None,
+        api_key_rate_limit=_int("API_KEY_RATE_LIMIT", 6000),
+        api_key_rate_window_seconds=max(1, _int("API_KEY_RATE_WINDOW_SECONDS", 60)),
     )
 
 

@@ -49,10 +49,17 @@ def events() -> Table:
     return Table(client("dynamodb"), get_settings().events_table)
 
 
+@lru_cache(maxsize=1)
+def rate_limits() -> Table | None:
+    name = get_settings().rate_limit_table
+    return Table(client("dynamodb"), name) if name else None
+
+
 def reset() -> None:
     """Forget cached clients (tests and the local stack point them elsewhere)."""
     _session.cache_clear()
     client.cache_clear()
     entities.cache_clear()
     events.cache_clear()
+    rate_limits.cache_clear()
     lean.entities_reader.cache_clear()

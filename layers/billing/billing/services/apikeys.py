@@ -64,16 +64,26 @@ def create_environment(table: Table, tenant_id: str, name: str, environment_id: 
 
 
 def create_key(
-    table: Table, tenant_id: str, environment_id: str, name: str = "default", key: str | None = None
+    table: Table,
+    tenant_id: str,
+    environment_id: str,
+    name: str = "default",
+    key: str | None = None,
+    rate_limit: int | None = None,
 ) -> tuple[dict[str, Any], str]:
-    """Store a new key's hash and return (record, clear key). The clear key is never stored."""
+    """Store a new key's hash and return (record, clear key). The clear key is never stored.
+
+    ``rate_limit`` overrides the deployment's requests-per-window limit for this key (0: unlimited).
+    """
+    if rate_limit is not None and rate_limit < 0:
+        raise ValidationFailed("rate_limit must be 0 (unlimited) or a positive number of requests per window")
     if table.get(f"tenant#{tenant_id}", f"env#{environment_id}") is None:
         raise NotFound(f"environment {environment_id} of tenant {tenant_id} was not found")
     clear = key or generate_key()
     if len(clear) < 16:
         raise ValidationFailed("an API key must be at least 16 characters")
     digest = hash_key(clear)
-    record = {
+    record: dict[str, Any] = {
         "key_id": new_id("api_key"),
         "tenant_id": tenant_id,
         "environment_id": environment_id,
@@ -82,6 +92,8 @@ def create_key(
         "hint": clear[:6] + "…" + clear[-4:],
         "created_at": iso(utcnow()),
     }
+    if rate_limit is not None:
+        record["rate_limit"] = rate_limit
     table.put(
         {
             "PK": f"apikey#{digest}",
@@ -125,8 +137,11 @@ def authorize(table: KeyReader, key: str | None) -> dict[str, str]:
         return {"auth_error": "the API key is not valid"}
     if item.get("status") != ACTIVE:
         return {"auth_error": "the API key has been revoked"}
-    return {
+    context: dict[str, str] = {
         "tenant_id": item["tenant_id"],
         "environment_id": item["environment_id"],
         "key_id": item["key_id"],
     }
+    if item.get("rate_limit") is not None:
+        context["rate_limit"] = str(int(item["rate_limit"]))
+    return context
