@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import io
+import json
+import logging
 import threading
 from datetime import UTC, datetime, timedelta
 
+from billing.observability import logger
 from tests.support.api import call
 from tests.support.metering import bulk, create_meter, ingest, number, usage
 
@@ -265,3 +269,26 @@ def test_raw_event_query_filters_and_pages_by_cursor(tenant):
     assert unindexed.status == 400
     assert call("GET", "/api/v1/events/lookup", tenant=tenant, query={"id": "nope"}).status == 404
     assert call("GET", "/api/v1/events/lookup", tenant=tenant).status == 400
+
+
+def test_each_request_logs_new_events_per_customer_for_the_top_customers_rule(tenant):
+    """The usage dashboard's Contributor Insights rule sums ``events`` of "events accepted" lines per customer."""
+    create_meter(tenant, "api_call", "COUNT")
+    batch = [event(i, customer=f"c{i % 2}") for i in range(5)] + [event(0, customer="c0")]
+    # The lines exactly as the function writes them to its log group: the product logger's own JSON formatter.
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logger.registered_formatter)
+    logger.addHandler(handler)
+    try:
+        assert bulk(tenant, batch).status == 202
+        assert bulk(tenant, batch[:2]).status == 202  # a re-send adds nothing and logs nothing
+    finally:
+        logger.removeHandler(handler)
+    logged = [json.loads(line) for line in stream.getvalue().splitlines()]
+    lines = [entry for entry in logged if entry.get("message") == "events accepted"]
+    # The rule's keys and value, as it reads them from the JSON log line.
+    assert sorted((e["tenant_id"], e["external_customer_id"], e["events"]) for e in lines) == [
+        (tenant[0], "c0", 3),
+        (tenant[0], "c1", 2),
+    ]
