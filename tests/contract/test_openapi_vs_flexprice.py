@@ -46,6 +46,8 @@ ALLOWED: dict[str, str] = {
     "GET /plans: not in Flexprice's spec": NOT_PUBLISHED,
     "GET /prices: not in Flexprice's spec": NOT_PUBLISHED,
     "GET /subscriptions: not in Flexprice's spec": NOT_PUBLISHED,
+    "GET /dashboard/summary: not in Flexprice's spec": "ours: the dashboards' business figures for a period "
+    "(Flexprice has no such route; docs/operations.md)",
     # -- Flexprice operations on our paths that we do not serve ------------------------------------------------------
     "POST /invoices: not served (Flexprice has it)": "one-off invoices are out of scope (subscriptions invoice)",
     "PUT /invoices/{id}: not served (Flexprice has it)": "invoice edits (due date, PDF url) are out of scope",

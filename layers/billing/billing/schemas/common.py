@@ -44,7 +44,7 @@ def _timestamp(value: Any) -> datetime:
         raise ValueError("must be an RFC 3339 timestamp")
     try:
         return parse_iso(value)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: an offset that moves the instant out of years 1..9999
         raise ValueError("must be an RFC 3339 timestamp such as 2026-01-31T00:00:00Z") from None
 
 
