@@ -214,9 +214,25 @@ def _query_parameters(model: type[BaseModel], defs: dict[str, Any]) -> list[dict
     return params
 
 
-def _error_response(description: str) -> dict[str, Any]:
+RATE_LIMIT_HEADERS = {
+    "X-RateLimit-Limit": "Requests this API key may make in the current window",
+    "X-RateLimit-Remaining": "Requests left in the current window",
+    "X-RateLimit-Reset": "When the current window ends (epoch seconds)",
+}
+
+
+def _headers(names: dict[str, str]) -> dict[str, Any]:
     return {
-        "description": description,
+        name: {"description": text, "required": False, "schema": {"type": "integer"}} for name, text in names.items()
+    }
+
+
+def _error_response(description: str, status: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {"description": description}
+    if status in ("429", "503"):
+        out["headers"] = _headers({"Retry-After": "Seconds to wait before retrying"})
+    return {
+        **out,
         "content": {
             "application/json": {
                 "schema": {
@@ -276,8 +292,9 @@ def _resource_schema(fields: tuple[str, ...] | None) -> dict[str, Any]:
 
 def _success(op: Operation) -> dict[str, Any]:
     handler = op.handler
+    headers = {"headers": _headers(RATE_LIMIT_HEADERS)}
     if handler.status == 204:
-        return {"description": "No content"}
+        return {"description": "No content", **headers}
     if handler.pages:
         item = _resource_schema(handler.response_fields)
         schema: dict[str, Any] = {"$ref": REF.format(model="ListResponse")}
@@ -290,7 +307,7 @@ def _success(op: Operation) -> dict[str, Any]:
             }
     else:
         schema = _resource_schema(handler.response_fields)
-    return {"description": "Success", "content": {"application/json": {"schema": schema}}}
+    return {"description": "Success", **headers, "content": {"application/json": {"schema": schema}}}
 
 
 def _operation_id(function: str) -> str:
@@ -331,7 +348,7 @@ def build(template_path: Path = tpl.TEMPLATE) -> dict[str, Any]:
             }
         responses: dict[str, Any] = {str(handler.status): _success(op)}
         for status, description in ERROR_STATUSES.items():
-            responses[status] = _error_response(description)
+            responses[status] = _error_response(description, status)
         operation["responses"] = responses
         paths.setdefault(op.path, {})[op.method] = operation
     for name, schema in _shared_components().items():
