@@ -1,4 +1,4 @@
-"""The HTTP server: authentication, idempotency, injected faults, routing, test helpers and hosted pages."""
+"""The HTTP server: authentication, idempotency, injected faults, outages, routing, test helpers and hosted pages."""
 
 from __future__ import annotations
 
@@ -45,6 +45,23 @@ class Fault:
         return self.count > 0 and self.method in (method, "*") and fnmatch.fnmatchcase(path, self.path)
 
 
+OUTAGE_KINDS = ("503", "connection")
+
+
+@dataclass
+class Outage:
+    """Stripe's API down: every ``/v1`` request is refused until the outage ends (helpers and pages stay up)."""
+
+    kind: str  # "503": answered 503 api_error | "connection": the connection is closed without an answer
+    started_at: float  # time.time()
+    refused: int = 0
+    ended_at: float | None = None
+
+    def record(self) -> dict[str, Any]:
+        end = self.ended_at if self.ended_at is not None else time.time()
+        return {**asdict(self), "active": self.ended_at is None, "seconds": round(end - self.started_at, 3)}
+
+
 class StripeEmulator:
     def __init__(
         self,
@@ -74,6 +91,7 @@ class StripeEmulator:
         self.settings = Settings(collection_delay, invoice_retry_interval, invoice_max_attempts)
         self.accounts: dict[str, Account] = {}
         self.faults: list[Fault] = []
+        self.outage: Outage | None = None
         self.record_requests = record_requests
         self.requests: list[dict[str, Any]] = []
         self.api = Api(self)
@@ -125,6 +143,7 @@ class StripeEmulator:
         with self.lock:
             self.accounts.clear()
             self.faults.clear()
+            self.outage = None
             self.requests.clear()
             self.scheduler.clear()
             self.webhooks.reset()
@@ -139,6 +158,42 @@ class StripeEmulator:
     def clear_faults(self) -> None:
         with self.lock:
             self.faults.clear()
+
+    def start_outage(self, kind: str = "503") -> dict[str, Any]:
+        """From now on every API request fails: ``503`` (an ``api_error`` answer) or ``connection`` (closed unanswered).
+
+        Nothing is executed or stored while the outage lasts. Starting an outage during one changes its kind.
+        """
+        if kind not in OUTAGE_KINDS:
+            raise ValueError(f"unknown outage kind {kind!r}: use 503 or connection")
+        with self.lock:
+            if self.outage is None or self.outage.ended_at is not None:
+                self.outage = Outage(kind, time.time())
+            else:
+                self.outage.kind = kind
+            return self.outage.record()
+
+    def end_outage(self) -> dict[str, Any]:
+        """The API answers again. Returns the outage's record (kind, seconds, requests refused); ``{}`` if none."""
+        with self.lock:
+            if self.outage is None:
+                return {}
+            if self.outage.ended_at is None:
+                self.outage.ended_at = time.time()
+            return self.outage.record()
+
+    def outage_status(self) -> dict[str, Any]:
+        """The current or last outage (``active``, ``kind``, ``refused``, ``seconds``); ``{}`` if there was none."""
+        with self.lock:
+            return self.outage.record() if self.outage is not None else {}
+
+    def _refuse(self) -> str | None:
+        """The outage kind when the API is down (counting the refused request), else None."""
+        with self.lock:
+            if self.outage is None or self.outage.ended_at is not None:
+                return None
+            self.outage.refused += 1
+            return self.outage.kind
 
     def advance_clock(self, seconds: float) -> float:
         self.clock.advance(seconds)
@@ -210,7 +265,16 @@ class StripeEmulator:
         idem_key = headers.get("Idempotency-Key") if method == "POST" else None
         params: dict[str, Any] = {}
         replayed = False
+        down = self._refuse()
+        if down == "connection":
+            return _Response(0, b"", "application/json", {}, hold=0.0)
         try:
+            if down is not None:
+                raise StripeError(
+                    503,
+                    "Stripe is temporarily unavailable. Please retry the request later.",
+                    type="api_error",
+                )
             api_key = _api_key(headers.get("Authorization"))
             raw = body.decode() if method == "POST" else query
             try:
@@ -356,6 +420,12 @@ class StripeEmulator:
         if route == ("DELETE", "faults"):
             self.clear_faults()
             return []
+        if route == ("GET", "outage"):
+            return self.outage_status()
+        if route == ("POST", "outage"):
+            return self.start_outage(str(data.get("kind", "503")))
+        if route == ("DELETE", "outage"):
+            return self.end_outage()
         if route == ("GET", "clock"):
             return {"now": self.clock.now(), "offset": self.clock.offset}
         if route == ("POST", "clock", "advance"):

@@ -3,4 +3,4 @@
 from billing.services import stripe_sync
 from billing.sqs import consumer
 
-lambda_handler = consumer(stripe_sync.handle_message)
+lambda_handler = stripe_sync.counting_redeliveries(consumer(stripe_sync.handle_message))

@@ -4,11 +4,16 @@ Customer sync: with an active Stripe connection whose ``sync_config.customer.out
 created in Stripe once. An existing Stripe customer is reused, never duplicated: one named in the request's
 ``integration_entity_mapping`` is linked directly, and otherwise Stripe is searched for a customer carrying our id in
 its metadata before one is created (with an idempotency key derived from our customer id).
+
+Metrics of the sync worker (service ``stripe.sync``): ``StripeSyncSucceeded`` per object synced, ``StripeSyncFailed``
+per message that failed (it is retried by the queue, then dead-lettered), ``StripeSyncRetried`` per message delivered
+again (SQS ``ApproximateReceiveCount`` > 1). The failure-rate alarm divides the first two.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from billing import stripe_gateway, wiring
@@ -104,7 +109,23 @@ def sync_customer(scope: Scope, customer_id: str, *, force: bool = False) -> dic
 
 
 def handle_message(body: dict[str, Any]) -> None:
-    """One message of the Stripe sync queue."""
+    """One message of the Stripe sync queue. A failure is counted and raised: the queue retries the message."""
+    try:
+        _dispatch(body)
+    except Exception as exc:
+        metrics.add_metric(name="StripeSyncFailed", unit="Count", value=1)
+        logger.warning(
+            "Stripe sync failed; the message will be retried",
+            extra={
+                "kind": body.get("kind"),
+                "entity_id": body.get("invoice_id") or body.get("customer_id"),
+                "error": f"{type(exc).__name__}: {exc}",
+            },
+        )
+        raise
+
+
+def _dispatch(body: dict[str, Any]) -> None:
     scope = Scope(body["tenant_id"], body["environment_id"])
     if body.get("kind") == CUSTOMER_SYNC:
         sync_customer(scope, body["customer_id"])
@@ -115,3 +136,27 @@ def handle_message(body: dict[str, Any]) -> None:
         invoice_sync.sync_invoice(scope, body["invoice_id"])
         return
     raise ValueError(f"unknown sync message kind {body.get('kind')!r}")
+
+
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+def counting_redeliveries(handler: Handler) -> Handler:
+    """Wrap the worker's SQS handler: count the batch's redelivered messages as ``StripeSyncRetried``.
+
+    A redelivery is a message whose ``ApproximateReceiveCount`` is above 1: an earlier delivery failed (or timed out)
+    and the queue handed it out again. The metric is added before ``handler`` runs, so its ``log_metrics`` flush
+    publishes it with the rest of the invocation's metrics.
+    """
+
+    def wrapped(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        again = sum(
+            1
+            for record in event.get("Records") or []
+            if int((record.get("attributes") or {}).get("ApproximateReceiveCount") or 1) > 1
+        )
+        if again:
+            metrics.add_metric(name="StripeSyncRetried", unit="Count", value=again)
+        return handler(event, context)
+
+    return wrapped
