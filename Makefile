@@ -16,7 +16,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help venv tools run test lint fmt typecheck unit integration e2e template-test \
-        demo bench-coldstart bench-ingest bench-invoicing bench-webhooks bench-sync apikey clean stripe-emulator
+        demo bench-coldstart bench-ingest bench-invoicing bench-webhooks bench-sync bench-load apikey clean stripe-emulator
 
 help: ## List targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -93,6 +93,9 @@ bench-webhooks: venv ## Stripe webhooks: intake median/p95/p99 in-process (warm)
 
 bench-sync: venv ## 500 finalized invoices synced to the Stripe emulator: invoices/minute, Stripe calls, duplicates
 	$(PY) bench/sync.py
+
+bench-load: venv ## Mixed traffic, 8 clients for 60 s on the local stack: req/s, p50/p99 per route, 5xx, exactly-once audit
+	$(PY) bench/load.py $(ARGS)
 
 clean: ## Remove venvs and build output
 	rm -rf $(VENV) .tools .aws-sam .pytest_cache .mypy_cache .ruff_cache

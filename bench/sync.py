@@ -115,9 +115,10 @@ def build_invoices(scope: Any, subs: list[dict[str, Any]], count: int) -> list[d
 
 
 def main() -> int:
+    from devstack import dynamo_txn
     from devstack import template as tpl
     from stripe_emulator.server import StripeEmulator
-    from tests.support import aws, dynamo_txn
+    from tests.support import aws
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     template = tpl.load()

@@ -107,6 +107,11 @@ def _moto_server(port: int) -> Any:
     from moto.server import ThreadedMotoServer
     from werkzeug.serving import make_server
 
+    from devstack import dynamo_txn
+
+    # Concurrent requests: DynamoDB isolates item writes and transactions; moto alone does not (see dynamo_txn).
+    dynamo_txn.install()
+
     class NoDelayHandler(MotoRequestHandler):  # type: ignore[misc, valid-type]
         def setup(self) -> None:
             super().setup()

@@ -14,7 +14,7 @@ from billing.scope import Scope
 from billing.services import events as event_service
 from billing.store import catalog
 from billing.timeutil import iso, utcnow
-from tests.support import dynamo_txn
+from devstack import dynamo_txn
 from tests.support.api import Response, call
 
 dynamo_txn.install()

@@ -1,4 +1,4 @@
-"""Make the embedded DynamoDB serializable, as DynamoDB is, for tests that race writers against each other.
+"""Make the embedded DynamoDB serializable, as DynamoDB is, for the local stack and tests that race writers.
 
 moto applies a transaction by deep-copying every table it touches, applying the operations one by one and
 restoring the copies when a condition fails, without any lock: two concurrent requests can interleave, and a
