@@ -20,6 +20,15 @@ HOST = "127.0.0.1"
 Dispatch = Callable[[Request], tuple[Reply, str | None]]
 
 
+def loggable_target(path: str, query: str) -> str:
+    """The request target as the access log prints it: the path and the query's parameter names, never their values
+    (client data: ids, e-mails, whatever a client puts in a URL)."""
+    if not query:
+        return path or "/"
+    names = [pair.split("=", 1)[0] for pair in query.split("&") if pair]
+    return f"{path or '/'}?" + "&".join(f"{name}=*" for name in names)
+
+
 class LoopbackServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -117,7 +126,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
         elapsed = (time.monotonic() - started) * 1000
         access.info(
-            "%s %s %s -> %s %d %.0fms", self.server.name, self.command, self.path, function or "-", status, elapsed
+            "%s %s %s -> %s %d %.0fms",
+            self.server.name,
+            self.command,
+            loggable_target(parts.path, parts.query),
+            function or "-",
+            status,
+            elapsed,
         )
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
