@@ -81,7 +81,7 @@ class Stack:
         env = {
             **os.environ,
             "PYTHONPATH": f"{ROOT / 'layers' / 'billing'}{os.pathsep}{ROOT}",
-            "LOCAL_ACCESS_LOG": "off",
+            "LOCAL_ACCESS_LOG": os.environ.get("LOCAL_ACCESS_LOG", "off"),
         }
         with log.open("wb") as out:
             self.process = subprocess.Popen(

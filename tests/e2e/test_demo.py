@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+from tests.support import log_scan
 from tests.support.aws import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,6 +22,8 @@ def test_demo_runs_every_phase_and_exits_zero():
         "LOCAL_FUNCTION_URL_PORT": str(free_port()),
         "LOCAL_AWS_PORT": str(free_port()),
         "LOCAL_STRIPE_PORT": str(free_port()),
+        "LOCAL_ACCESS_LOG": "on",
+        "POWERTOOLS_LOG_LEVEL": "INFO",
     }
     done = subprocess.run(
         [sys.executable, "tools/demo.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
@@ -32,3 +36,10 @@ def test_demo_runs_every_phase_and_exits_zero():
     assert "declining card:" in out and "payment_status FAILED" in out
     assert "hosted invoice http" in out
     assert out.rstrip().endswith("All phases passed.")
+    # The whole run's stack log holds no secret, key or card data (the start-up banner's dev key excepted).
+    log = Path(re.search(r"Starting the local stack \(log: (\S+)\)", out).group(1)).read_text(errors="replace")
+    assert "devstack: api POST /api/v1/events -> " in log  # the access log was on and captured
+    banner = {line for line in log.splitlines() if line.startswith(("  API key      ", "  Try: curl -H 'x-api-key: "))}
+    assert len(banner) == 2
+    findings = log_scan.scan(log, allow=banner)
+    assert not findings, log_scan.report(findings)
