@@ -122,11 +122,14 @@ def create(scope: Scope, request: SubscriptionCreate, now: datetime, actor: str 
         try:
             repo.create(scope, record, indexes=indexes, extra_ops=extra)
             break
-        except (ConditionFailed, ServiceUnavailable):
-            # The invoice number moved under us (another invoice of this environment); read it again.
+        except ConditionFailed:
+            # The invoice number moved under us (another invoice of this environment); read it again. (Conflicts
+            # and throttling are retried by ``Table.transact``; when they persist, the 503/429 reaches the client.)
             invoicing._backoff(attempt)
     else:
-        raise ServiceUnavailable("the subscription could not be created: too much contention; retry")
+        raise ServiceUnavailable(
+            "the subscription could not be created: too much contention; retry", {"retry_after": 1}
+        )
     metrics.add_metric(name="SubscriptionCreated", unit="Count", value=1)
     return record
 

@@ -13,7 +13,8 @@ One transaction holds N event writes plus ONE update per counter item they touch
 contributions of all N events. A failed condition cancels the transaction; the cancellation reasons say which
 item failed: a failed event write is a duplicate (or an already counted back-fill) and is dropped with its
 contributions; a failed MAX/LATEST update means the stored value already wins and is dropped. Then the rest is
-retried. Conflicts with concurrent transactions are retried with backoff.
+retried. Conflicts with concurrent transactions are retried with backoff (by ``Table.transact`` when nothing else
+failed).
 """
 
 from __future__ import annotations
@@ -232,8 +233,8 @@ class Counters:
                 pending = [e for e in pending if id(e) not in dropped]
                 if {"TransactionConflict", "ThrottlingError"} & set(failed.reasons):
                     _backoff(attempt)
-            except ServiceUnavailable:
-                _backoff(attempt)
+            # A transaction cancelled only by conflicts or throttling is retried by ``Table.transact``; when that
+            # persists, its 503/429 goes to the client as is (retrying it here too would multiply the waits).
         raise ServiceUnavailable("usage counters are busy; retry the request", {"retry_after": 1})
 
     # -- reads ----------------------------------------------------------------------------------

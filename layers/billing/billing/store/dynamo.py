@@ -2,10 +2,19 @@
 
 Limits that DynamoDB enforces (and the embedded server used locally does not) are enforced here:
 at most 100 items per transaction and 25 per batch write.
+
+Faults: botocore's standard retry mode retries throttling, 5xx and connection errors (``wiring._CONFIG``). It
+does not retry a transaction cancelled only by a conflict with a concurrent transaction (or by per-item
+throttling): a cancelled transaction wrote nothing, so ``transact`` retries it a few times with jittered
+exponential backoff. Keys a batch read leaves unprocessed are read again with the same backoff. What still fails
+is mapped to the error envelope: throttling to 429, conflicts and an unavailable service to 503, both with
+``Retry-After`` (see docs/operations.md, "Faults").
 """
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -18,11 +27,22 @@ MAX_TRANSACT_ITEMS = 100
 MAX_BATCH_WRITE = 25
 MAX_BATCH_GET = 100
 
+# A cancelled transaction, or a batch read with unprocessed keys, is tried this many times in all; the waits
+# between tries are full-jitter exponential: uniform(0, min(RETRY_CAP, RETRY_BASE * 2**n)) seconds.
+RETRY_ATTEMPTS = 6
+RETRY_BASE = 0.025
+RETRY_CAP = 0.5
+
 _THROTTLES = {
     "ProvisionedThroughputExceededException",
     "ThrottlingException",
     "RequestLimitExceeded",
 }
+# Server-side failures that botocore already retried; the request may succeed later.
+_UNAVAILABLE = {"InternalServerError", "ServiceUnavailable", "TransactionInProgressException"}
+# Cancellation reasons that say nothing about the data: the same transaction may succeed when tried again.
+_TRANSIENT_REASONS = {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
+_NO_REASON = {None, "None"}
 
 
 class ConditionFailed(Exception):
@@ -45,21 +65,40 @@ def _values(values: Mapping[str, Any] | None) -> dict[str, Any] | None:
     return {k: serialize_value(v) for k, v in values.items()} if values else None
 
 
+def backoff(attempt: int) -> None:
+    """Sleep before try ``attempt + 2`` (full jitter)."""
+    time.sleep(random.uniform(0, min(RETRY_CAP, RETRY_BASE * 2**attempt)))
+
+
+def _reasons(err: ClientError) -> list[str | None]:
+    return [r.get("Code") for r in err.response.get("CancellationReasons", [])]
+
+
+def transient_cancellation(err: ClientError) -> bool:
+    """A transaction cancelled only by conflicts or throttling (no failed condition, no invalid item)."""
+    if err.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+        return False
+    reasons = set(_reasons(err))
+    return bool(reasons & _TRANSIENT_REASONS) and reasons <= _TRANSIENT_REASONS | _NO_REASON
+
+
 def _raise_mapped(err: ClientError) -> None:
     code = err.response.get("Error", {}).get("Code", "")
     if code == "ConditionalCheckFailedException":
         raise ConditionFailed(["ConditionalCheckFailed"]) from err
     if code == "TransactionCanceledException":
-        reasons = [r.get("Code") for r in err.response.get("CancellationReasons", [])]
-        if any(r in ("TransactionConflict", "ThrottlingError") for r in reasons) and not any(
-            r == "ConditionalCheckFailed" for r in reasons
-        ):
-            raise ServiceUnavailable(
-                "the write conflicted with a concurrent change; retry", {"retry_after": 1}
-            ) from err
+        reasons = _reasons(err)
+        if transient_cancellation(err):
+            if "TransactionConflict" in reasons:
+                raise ServiceUnavailable(
+                    "the write conflicted with a concurrent change; retry", {"retry_after": 1}
+                ) from err
+            raise TooManyRequests("storage is busy; retry shortly", {"retry_after": 1}) from err
         raise ConditionFailed(reasons) from err
     if code in _THROTTLES:
         raise TooManyRequests("storage is busy; retry shortly", {"retry_after": 1}) from err
+    if code in _UNAVAILABLE:
+        raise ServiceUnavailable("storage is unavailable; retry shortly", {"retry_after": 1}) from err
     raise err
 
 
@@ -196,6 +235,7 @@ class Table:
                     "ConsistentRead": True,
                 }
             }
+            attempt = 0
             while request:
                 try:
                     out = self.client.batch_get_item(RequestItems=request)
@@ -203,6 +243,12 @@ class Table:
                     _raise_mapped(err)
                 found.extend(deserialize(i) for i in out.get("Responses", {}).get(self.name, []))
                 request = out.get("UnprocessedKeys") or {}
+                if request:
+                    # DynamoDB returns what it could not read under load (throttling); ask again, later.
+                    if attempt + 1 >= RETRY_ATTEMPTS:
+                        raise TooManyRequests("storage is busy; retry shortly", {"retry_after": 1})
+                    backoff(attempt)
+                    attempt += 1
         return found
 
     # -- transactions -------------------------------------------------------------------------
@@ -260,7 +306,13 @@ class Table:
         kwargs: dict[str, Any] = {"TransactItems": list(ops)}
         if token:
             kwargs["ClientRequestToken"] = token
-        try:
-            self.client.transact_write_items(**kwargs)
-        except ClientError as err:
-            _raise_mapped(err)
+        for attempt in range(RETRY_ATTEMPTS):
+            try:
+                self.client.transact_write_items(**kwargs)
+                return
+            except ClientError as err:
+                # A transaction cancelled by a conflict or throttling wrote nothing: trying it again is safe.
+                if attempt + 1 < RETRY_ATTEMPTS and transient_cancellation(err):
+                    backoff(attempt)
+                    continue
+                _raise_mapped(err)
