@@ -40,19 +40,22 @@ def connect(tenant, key: str, customer_outbound: bool = True) -> dict:
 
 
 def queued_messages(tenant) -> list[dict]:
-    """Receive this tenant's messages from the real sync queue (others' are left for their tests)."""
+    """Receive this tenant's messages from the real sync queue; others' are left for their tests.
+
+    Other tests' messages are held invisible while the queue is searched (however many there are), then released.
+    """
     sqs = wiring.client("sqs")
     url = get_settings().stripe_sync_queue_url
-    mine = []
-    for _ in range(5):
+    mine, others = [], []
+    while True:
         out = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0, VisibilityTimeout=30)
-        for msg in out.get("Messages", []):
-            if json.loads(msg["Body"]).get("tenant_id") == tenant[0]:
-                mine.append(msg)
-            else:
-                sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=msg["ReceiptHandle"], VisibilityTimeout=0)
-        if mine:
+        got = out.get("Messages", [])
+        if not got:
             break
+        for msg in got:
+            (mine if json.loads(msg["Body"]).get("tenant_id") == tenant[0] else others).append(msg)
+    for msg in others:
+        sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=msg["ReceiptHandle"], VisibilityTimeout=0)
     return mine
 
 

@@ -228,3 +228,79 @@ def test_tables_are_on_demand_recoverable_and_encrypted(logical: str) -> None:
     assert props["SSESpecification"]["SSEEnabled"] is True
     assert isinstance(props["DeletionProtectionEnabled"], tpl.Tagged)
     assert TEMPLATE["Resources"][logical]["DeletionPolicy"] == "Retain"
+
+
+def _imports(path: Path) -> set[str]:
+    import ast
+
+    tree = ast.parse(path.read_text())
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def _reaches(start: Path, target: str) -> bool:
+    """Whether ``start`` imports the ``billing`` module ``target``, directly or through other billing modules."""
+    package = ROOT / "layers" / "billing"
+    seen: set[str] = set()
+    todo = [n for n in _imports(start) if n.startswith("billing")]
+    while todo:
+        name = todo.pop()
+        if name == target:
+            return True
+        if name in seen:
+            continue
+        seen.add(name)
+        module = package / (name.replace(".", "/") + ".py")
+        if module.exists():
+            todo.extend(n for n in _imports(module) if n.startswith("billing"))
+    return False
+
+
+def _timeout(fn: tpl.Function) -> float:
+    return float(fn.properties.get("Timeout", TEMPLATE["Globals"]["Function"]["Timeout"]))
+
+
+def test_one_aws_call_gives_up_within_every_functions_timeout() -> None:
+    """A persistent AWS fault is answered (429/503) by the function, not cut off by its timeout."""
+    from billing import wiring
+    from billing.store import lean
+
+    params = TEMPLATE["Parameters"]
+    worst = wiring.worst_case_seconds(
+        int(params["AwsCallAttempts"]["Default"]),
+        float(params["AwsConnectTimeout"]["Default"]),
+        float(params["AwsReadTimeout"]["Default"]),
+    )
+    env = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
+    assert {"BILLING_AWS_MAX_ATTEMPTS", "BILLING_AWS_CONNECT_TIMEOUT", "BILLING_AWS_READ_TIMEOUT"} <= set(env)
+    authorizer = FUNCTIONS["AuthorizerFunction"]
+    # The authorizer reads keys with its own standard-library client, never botocore's.
+    assert not _reaches(authorizer.code_uri / "app.py", "billing.wiring")
+    assert lean.worst_case_seconds() + 1 <= _timeout(authorizer)
+    for name, fn in FUNCTIONS.items():
+        if name != "AuthorizerFunction":
+            assert worst + 1 <= _timeout(fn), f"{name}: one AWS call may take {worst} s of its {_timeout(fn)} s"
+
+
+def test_one_stripe_call_gives_up_within_the_timeout_of_every_function_that_calls_stripe() -> None:
+    """Calling Stripe needs a connection's secret key, which needs kms:Decrypt: those functions are the callers."""
+    from billing import stripe_gateway
+
+    worst = stripe_gateway.worst_case_seconds()
+    decrypting = {name for name, fn in FUNCTIONS.items() if any("kms:Decrypt" in s["Action"] for s in _statements(fn))}
+    # The webhook intake decrypts only the signing secret: it verifies signatures locally and never calls Stripe.
+    assert "WebhooksStripeIntakeFunction" in decrypting
+    callers = decrypting - {"WebhooksStripeIntakeFunction"}
+    assert all(_reaches(FUNCTIONS[name].code_uri / "app.py", "billing.stripe_gateway") for name in callers)
+    assert {"PaymentsCreateFunction", "StripeSyncWorkerFunction", "WebhooksStripeProcessorFunction"} <= callers
+    for name in callers:
+        fn = FUNCTIONS[name]
+        assert worst + 1 <= _timeout(fn), f"{name}: one Stripe call may take {worst} s of its {_timeout(fn)} s"
+        if any(ev.get("Type") == "HttpApi" for ev in fn.events.values()):
+            assert _timeout(fn) <= 29, f"{name}: API Gateway waits at most 30 s for an HTTP API integration"

@@ -92,6 +92,7 @@ def test_webhook_signing_secret():
         f"seti_1Nv0FGQ9VvD2SbLk_secret_{random.token_urlsafe(24)}",
         f"pi_3MtwBwLkdIwHu7ix_secret_{random.token_urlsafe(18)}",
     ],
+    ids=["setup_intent", "payment_intent"],  # the same ids in every test process (pytest-xdist compares them)
 )
 def test_client_secrets_of_setup_and_payment_intents(secret: str):
     line = powertools("card setup session created", intent={"id": secret.split("_secret_")[0], "client_secret": secret})

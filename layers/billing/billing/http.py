@@ -21,8 +21,8 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
-from billing import ratelimit
-from billing.errors import BillingError, PayloadTooLarge, Unauthorized, ValidationFailed
+from billing import ratelimit, wiring
+from billing.errors import BillingError, PayloadTooLarge, ServiceUnavailable, Unauthorized, ValidationFailed
 from billing.observability import logger, metrics
 from billing.scope import Scope
 from billing.settings import get_settings
@@ -198,12 +198,7 @@ def api(
             except Exception as exc:
                 # An AWS endpoint that cannot be reached or does not answer in time (after botocore's retries) is
                 # an outage the client may wait out, not a fault of the product.
-                from botocore.exceptions import ConnectionError as AwsConnectionError
-                from botocore.exceptions import HTTPClientError
-
-                from billing.errors import ServiceUnavailable
-
-                if isinstance(exc, AwsConnectionError | HTTPClientError):
+                if wiring.unreachable(exc):
                     logger.warning("AWS service unreachable", extra={"error": type(exc).__name__})
                     return error_response(
                         ServiceUnavailable("a backing service is unreachable; retry shortly", {"retry_after": 2})

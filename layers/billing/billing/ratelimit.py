@@ -8,7 +8,8 @@ expire through the table's TTL.
 
 The limit is the key's own ``rate_limit`` when the key has one (the authorizer passes it on), otherwise the
 deployment's ``API_KEY_RATE_LIMIT``; 0 means unlimited. If the counter cannot be written for a reason other than
-the limit (storage unreachable), the request goes ahead: a limiter outage must not become an API outage.
+the limit (a missing table, a denied permission, a server error), the request goes ahead: a limiter fault must
+not become an API outage. Only an unreachable DynamoDB is passed on (503), since the request would meet it next.
 """
 
 from __future__ import annotations
@@ -83,6 +84,8 @@ def consume(key_id: str, limit: int, *, now: float | None = None) -> Quota | Non
     except TooManyRequests:
         raise
     except Exception as exc:  # fail open: see the module docstring
+        if wiring.unreachable(exc):
+            raise  # DynamoDB cannot be reached: the request itself would fail the same way after the same wait
         metrics.add_metric(name="RateLimitUnavailable", unit="Count", value=1)
         logger.warning("rate limit not checked", extra={"key_id": key_id, "error": type(exc).__name__})
         return None

@@ -43,6 +43,12 @@ class Settings:
     webhook_record_days: int = 90
     # Per-API-key request limits (docs/operations.md): the table of window counters, the default number of
     # requests a key may make per window (0 turns the limit off), and the window length.
+    # AWS SDK calls: tries in all (first call included) and timeouts in seconds. The template gives API functions
+    # a budget that fits their Lambda timeout, so a persistent fault reaches the client as 429/503, not as a
+    # gateway timeout; queue and schedule workers get more patience (tests/template: the budget invariant).
+    aws_max_attempts: int = 5
+    aws_connect_timeout: float = 2.0
+    aws_read_timeout: float = 5.0
     rate_limit_table: str | None = None
     api_key_rate_limit: int = 6000
     api_key_rate_window_seconds: int = 60
@@ -51,6 +57,11 @@ class Settings:
 def _int(name: str, default: int) -> int:
     raw = os.environ.get(name)
     return int(raw) if raw else default
+
+
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    return float(raw) if raw else default
 
 
 @lru_cache(maxsize=1)
@@ -80,6 +91,9 @@ def get_settings() -> Settings:
         webhook_tolerance_seconds=_int("WEBHOOK_TOLERANCE_SECONDS", 300),
         webhook_secret_cache_seconds=_int("WEBHOOK_SECRET_CACHE_SECONDS", 300),
         webhook_record_days=_int("WEBHOOK_RECORD_DAYS", 90),
+        aws_max_attempts=max(1, _int("BILLING_AWS_MAX_ATTEMPTS", 5)),
+        aws_connect_timeout=_float("BILLING_AWS_CONNECT_TIMEOUT", 2.0),
+        aws_read_timeout=_float("BILLING_AWS_READ_TIMEOUT", 5.0),
         rate_limit_table=env.get("RATE_LIMIT_TABLE") or None,
         api_key_rate_limit=_int("API_KEY_RATE_LIMIT", 6000),
         api_key_rate_window_seconds=max(1, _int("API_KEY_RATE_WINDOW_SECONDS", 60)),

@@ -2,7 +2,8 @@
 
 - API version pinned to ``STRIPE_API_VERSION`` (the object schemas the code and the local emulator are written
   against).
-- Short HTTP timeouts (well under API Gateway's 30 s) and the SDK's own retries on 429, 5xx and connection errors;
+- Short HTTP timeouts and the SDK's own retries on 429, 5xx and connection errors, so that one call's worst case
+  (``worst_case_seconds()``) fits the timeout of every function that calls Stripe (a template test checks it);
   every retry reuses the request's idempotency key, so a retried call never creates a second object.
 - ``STRIPE_API_BASE`` (settings) points the client at the local Stripe emulator; unset, it talks to Stripe.
 """
@@ -16,9 +17,18 @@ from typing import Any
 from billing.settings import get_settings
 
 STRIPE_API_VERSION = "2020-08-27"
-CONNECT_TIMEOUT_S = 3.0
-READ_TIMEOUT_S = 10.0
-MAX_NETWORK_RETRIES = 3
+CONNECT_TIMEOUT_S = 2.0
+READ_TIMEOUT_S = 5.0
+MAX_NETWORK_RETRIES = 2
+# The SDK waits min(0.5 * 2**(n-1), 5) seconds (with jitter, never less than 0.5) before retry n.
+_SDK_INITIAL_DELAY_S = 0.5
+_SDK_MAX_DELAY_S = 5.0
+
+
+def worst_case_seconds() -> float:
+    """The longest one Stripe call can take: every try timing out, every wait at its maximum."""
+    waits = sum(min(_SDK_INITIAL_DELAY_S * float(2**i), _SDK_MAX_DELAY_S) for i in range(MAX_NETWORK_RETRIES))
+    return (1 + MAX_NETWORK_RETRIES) * (CONNECT_TIMEOUT_S + READ_TIMEOUT_S) + waits
 
 
 def idempotency_key(operation: str, *ids: str) -> str:

@@ -10,17 +10,36 @@ from functools import cache, lru_cache
 from typing import Any
 
 from botocore.config import Config
+from botocore.exceptions import ConnectionError as AwsConnectionError
+from botocore.exceptions import HTTPClientError
 from botocore.session import Session, get_session
 
 from billing.settings import get_settings
 from billing.store import lean
 from billing.store.dynamo import Table
 
-_CONFIG = Config(
-    connect_timeout=2,
-    read_timeout=5,
-    retries={"max_attempts": 4, "mode": "standard"},
-)
+# botocore's standard retry mode waits up to 2**(n-1) seconds (full jitter) before retry n.
+MAX_BACKOFF_BASE_SECONDS = 1.0
+
+
+def _config() -> Config:
+    settings = get_settings()
+    return Config(
+        connect_timeout=settings.aws_connect_timeout,
+        read_timeout=settings.aws_read_timeout,
+        retries={"total_max_attempts": settings.aws_max_attempts, "mode": "standard"},
+    )
+
+
+def worst_case_seconds(attempts: int, connect_timeout: float, read_timeout: float) -> float:
+    """The longest one SDK call can take before it gives up: every try timing out, every wait at its maximum."""
+    waits = sum(MAX_BACKOFF_BASE_SECONDS * float(2**i) for i in range(attempts - 1))
+    return attempts * (connect_timeout + read_timeout) + waits
+
+
+def unreachable(exc: BaseException) -> bool:
+    """An AWS endpoint that could not be reached or did not answer in time, after the SDK's retries."""
+    return isinstance(exc, AwsConnectionError | HTTPClientError)
 
 
 @lru_cache(maxsize=1)
@@ -35,7 +54,7 @@ def client(service: str) -> Any:
         service,
         region_name=settings.region,
         endpoint_url=settings.aws_endpoint_url,
-        config=_CONFIG,
+        config=_config(),
     )
 
 

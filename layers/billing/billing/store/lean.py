@@ -85,20 +85,31 @@ def sign(
     return headers
 
 
+# Tries in all, the socket timeout of each (connect, then each read) and the base of the waits between tries: one
+# call's worst case (``worst_case_seconds``) fits the authorizer's timeout (tests/template checks it).
+ATTEMPTS = 2
+TIMEOUT_S = 1.5
+_WAIT_S = 0.05
+
+
+def worst_case_seconds() -> float:
+    return ATTEMPTS * 2 * TIMEOUT_S + sum(_WAIT_S * float(2**attempt) for attempt in range(1, ATTEMPTS))
+
+
 class LeanDynamo:
     def __init__(
         self,
         region: str,
         credentials: Credentials,
         endpoint_url: str | None = None,
-        timeout: float = 2.0,
+        timeout: float | None = None,
     ) -> None:
         url = urlsplit(endpoint_url or f"https://dynamodb.{region}.amazonaws.com")
         self.region = region
         self.credentials = credentials
         self.https = url.scheme == "https"
         self.host = url.netloc
-        self.timeout = timeout
+        self.timeout = TIMEOUT_S if timeout is None else timeout
         self._conn: http.client.HTTPConnection | None = None
 
     def _connection(self) -> http.client.HTTPConnection:
@@ -110,9 +121,9 @@ class LeanDynamo:
     def _call(self, operation: str, payload: Mapping[str, Any]) -> dict[str, Any]:
         body = json.dumps(payload, separators=(",", ":")).encode("utf-8")
         last_error: Exception | None = None
-        for attempt in range(3):
+        for attempt in range(ATTEMPTS):
             if attempt:
-                time.sleep(0.05 * (2**attempt))
+                time.sleep(_WAIT_S * (2**attempt))
             headers = sign(
                 credentials=self.credentials,
                 region=self.region,
