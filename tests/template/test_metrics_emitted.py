@@ -23,7 +23,7 @@ PRODUCT_CODE = [tpl.ROOT / "layers" / "billing" / "billing", tpl.ROOT / "functio
 _SEARCH = re.compile(r"SEARCH\(\s*'\{([^,}]+)[^}]*\}([^']*)'")
 _SEARCH_NAME = re.compile(r'MetricName\s*=\s*\\?"([A-Za-z0-9_.-]+)\\?"')
 _SCHEMA_SELECT = re.compile(r"SELECT\s+\w+\(\s*(\w+)\s*\)\s+FROM\s+SCHEMA\(\s*\"?([^,\")]+)", re.IGNORECASE)
-_EMITTED = re.compile(r"add_metric\(\s*name=\"([A-Za-z0-9_]+)\"")
+_EMITTED = re.compile(r"add_(?:amount_)?metric\(\s*name=\"([A-Za-z0-9_]+)\"")
 
 
 def _from_expression(expression: str) -> set[str]:

@@ -36,7 +36,7 @@ from billing.domain.money import round_minor
 from billing.domain.periods import Period, Schedule
 from billing.domain.pricing import as_price
 from billing.errors import ServiceUnavailable, TooManyRequests
-from billing.observability import logger, metrics
+from billing.observability import add_amount_metric, logger, metrics
 from billing.scope import Scope
 from billing.services import usage as usage_service
 from billing.settings import get_settings
@@ -488,6 +488,7 @@ def finalize(
             continue
         if done["invoice_status"] == "FINALIZED":
             metrics.add_metric(name="InvoiceFinalized", unit="Count", value=1)
+            add_amount_metric(name="InvoicedAmount", amount=Decimal(str(done["total"])), currency=done["currency"])
         else:
             metrics.add_metric(name="InvoiceSkipped", unit="Count", value=1)
         return done
