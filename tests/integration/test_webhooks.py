@@ -656,3 +656,44 @@ def test_no_secret_reaches_any_log_line(tenant, stripe_emulator, stripe_key, que
     assert "stripe webhook rejected" in logged and "stripe event not applied" in logged
     for needle in (secret, stripe_key, secret[6:]):
         assert needle not in logged
+
+
+def test_concurrent_deliveries_of_one_event_apply_it_once(tenant, monkeypatch):
+    """Two deliveries of the same event in flight at once: one applies it, the other comes back as a duplicate."""
+    applied: list[str] = []
+    entered = threading.Event()
+
+    def slow_effect(scope, event):
+        entered.set()
+        time.sleep(0.5)
+        applied.append(event["id"])
+        return "applied_slowly"
+
+    monkeypatch.setitem(webhook_effects.DISPATCH, "test.slow", slow_effect)
+    scope, event = Scope(*tenant), {"id": f"evt_{uuid.uuid4().hex[:16]}", "type": "test.slow", "created": 1}
+    outcomes: list[str] = []
+    first = threading.Thread(target=lambda: outcomes.append(webhooks.process(scope, event, source="test")))
+    first.start()
+    assert entered.wait(10)
+    with pytest.raises(webhooks.InProgress):
+        webhooks.process(scope, event, source="test")  # the queue redelivers it later
+    first.join(10)
+    assert outcomes == ["applied_slowly"]
+    assert webhooks.process(scope, event, source="test") == "duplicate"  # the redelivery
+    assert applied == [event["id"]]
+    record = webhooks.find_record(scope, event["id"])
+    assert (record["status"], record["attempts"], record["duplicates"]) == ("processed", 1, 1)
+
+
+def test_a_claim_whose_holder_died_is_taken_over_after_its_lease(tenant, monkeypatch):
+    monkeypatch.setitem(webhook_effects.DISPATCH, "test.once", lambda scope, event: "applied")
+    scope, event = Scope(*tenant), {"id": f"evt_{uuid.uuid4().hex[:16]}", "type": "test.once", "created": 1}
+    pk = webhooks.record_pk(scope)
+    # A delivery took the event and was killed before it finished: its lease is still running...
+    wiring.entities().put({"PK": pk, "SK": event["id"], "status": "processing", "lease_until": int(time.time()) + 60})
+    with pytest.raises(webhooks.InProgress):
+        webhooks.process(scope, event, source="test")
+    # ...then it runs out, and the next delivery applies the event.
+    wiring.entities().update(pk, event["id"], "SET lease_until = :past", values={":past": int(time.time()) - 1})
+    assert webhooks.process(scope, event, source="test") == "applied"
+    assert webhooks.find_record(scope, event["id"])["status"] == "processed"

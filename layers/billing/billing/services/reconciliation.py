@@ -80,9 +80,12 @@ def reconcile_environment(scope: Scope, connection: dict[str, Any]) -> dict[str,
             counts["skipped"] += 1
         else:
             try:
-                webhooks.process(scope, event, source="reconciliation")
-                counts["applied"] += 1
-                metrics.add_metric(name="WebhookRepaired", unit="Count", value=1)
+                outcome = webhooks.process(scope, event, source="reconciliation")
+                if outcome == "duplicate":  # a delivery applied it in the meantime
+                    counts["skipped"] += 1
+                else:
+                    counts["applied"] += 1
+                    metrics.add_metric(name="WebhookRepaired", unit="Count", value=1)
             except Exception:
                 counts["failed"] += 1
                 blocked = True  # the cursor stays before this event

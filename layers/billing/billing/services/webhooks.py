@@ -40,6 +40,9 @@ _EVENT_ID = re.compile(r"^evt_[A-Za-z0-9_]{1,250}$")
 # The index of Stripe connections that reconciliation walks (one Query, never a Scan):
 # ``PK=webhooks#stripe_connections``, ``SK=<tenant>#<env>#<connection id>``.
 CONNECTIONS_INDEX_PK = "webhooks#stripe_connections"
+# How long a delivery holds an event while applying it: above the processor's 30 s timeout, below the webhook
+# queue's 180 s visibility timeout (a redelivery after a crash finds the lease expired).
+CLAIM_LEASE_SECONDS = 60
 
 
 class Rejected(Exception):
@@ -233,6 +236,46 @@ def _expires_at() -> int:
     return int(time.time()) + get_settings().webhook_record_days * 86400
 
 
+class InProgress(Exception):
+    """Another delivery of the same event is being applied right now; this one is retried later (then a duplicate)."""
+
+
+def _claim(table: Any, pk: str, event_id: str, received: str) -> bool:
+    """Take the event for this invocation, or learn that it was applied already (False).
+
+    One conditional write decides between concurrent deliveries of the same event: the first takes a lease of
+    ``CLAIM_LEASE_SECONDS`` (longer than the processor's timeout, shorter than the queue's visibility timeout), the
+    others are told to come back later. A failed attempt, or a lease whose holder died, can be taken again.
+    """
+    from billing.store.dynamo import ConditionFailed
+
+    now = int(time.time())
+    try:
+        table.update(
+            pk,
+            event_id,
+            "SET #s = :processing, lease_until = :lease, expires_at = if_not_exists(expires_at, :e), "
+            "received_at = if_not_exists(received_at, :r)",
+            condition="attribute_not_exists(#s) OR #s = :failed OR (#s = :processing AND lease_until < :now)",
+            names={"#s": "status"},
+            values={
+                ":processing": "processing",
+                ":failed": "failed",
+                ":lease": now + CLAIM_LEASE_SECONDS,
+                ":now": now,
+                ":e": _expires_at(),
+                ":r": received,
+            },
+        )
+        return True
+    except ConditionFailed:
+        current = table.get(pk, event_id) or {}
+        if current.get("status") == "processed":
+            return False
+        metrics.add_metric(name="WebhookInProgress", unit="Count", value=1)
+        raise InProgress(f"stripe event {event_id} is being applied by another delivery") from None
+
+
 def process(scope: Scope, event: dict[str, Any], *, source: str, received_at: str | None = None) -> str:
     """Apply one Stripe event once. Returns the outcome; raises (after recording the failure) to be retried."""
     from billing.services import webhook_effects  # deferred: the intake never imports the effects
@@ -241,8 +284,7 @@ def process(scope: Scope, event: dict[str, Any], *, source: str, received_at: st
     table = wiring.entities()
     pk = record_pk(scope)
     received = received_at or iso(utcnow())
-    current = table.get(pk, event_id)
-    if current is not None and current.get("status") == "processed":
+    if not _claim(table, pk, event_id, received):
         table.update(pk, event_id, "ADD duplicates :one", values={":one": 1})
         metrics.add_metric(name="WebhookDuplicate", unit="Count", value=1)
         return "duplicate"
