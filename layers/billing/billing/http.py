@@ -98,8 +98,7 @@ class Request:
     @property
     def authorizer(self) -> Mapping[str, Any]:
         """The context the API key authorizer returned for this request."""
-        auth: Mapping[str, Any] = ((self.event.get("requestContext") or {}).get("authorizer") or {}).get("lambda") or {}
-        return auth
+        return authorizer_context(self.event)
 
     @property
     def key_id(self) -> str:
@@ -154,9 +153,14 @@ class Request:
         return value
 
 
+def authorizer_context(event: Mapping[str, Any]) -> Mapping[str, Any]:
+    auth: Mapping[str, Any] = ((event.get("requestContext") or {}).get("authorizer") or {}).get("lambda") or {}
+    return auth
+
+
 def scope_of(event: Mapping[str, Any]) -> Scope:
     """Tenant and environment resolved by the authorizer; a request without them is refused."""
-    auth = ((event.get("requestContext") or {}).get("authorizer") or {}).get("lambda") or {}
+    auth = authorizer_context(event)
     tenant, environment = auth.get("tenant_id"), auth.get("environment_id")
     if not tenant or not environment:
         raise Unauthorized(auth.get("auth_error") or "a valid x-api-key header is required")

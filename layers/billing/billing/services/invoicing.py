@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import random
-import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -42,7 +40,7 @@ from billing.services import usage as usage_service
 from billing.settings import get_settings
 from billing.store import catalog
 from billing.store import invoices as keys
-from billing.store.dynamo import ConditionFailed, Table
+from billing.store.dynamo import ConditionFailed, Table, backoff
 from billing.store.entities import ACTIVE, strip_keys
 from billing.timeutil import iso, parse_iso
 
@@ -71,10 +69,6 @@ def meter_usage(scope: Scope, meter: m.Meter, external_customer_id: str, start: 
 
 def _table() -> Table:
     return wiring.entities()
-
-
-def _backoff(attempt: int) -> None:
-    time.sleep(min(0.5, 0.01 * 2**attempt) * (0.5 + random.random()))
 
 
 # -- subscriptions' periods ------------------------------------------------------------------------------------
@@ -481,10 +475,10 @@ def finalize(
                 if fresh["invoice_status"] != "DRAFT":
                     return fresh
                 invoice = fresh
-            _backoff(attempt)
+            backoff(attempt)
             continue
         except (ServiceUnavailable, TooManyRequests):
-            _backoff(attempt)
+            backoff(attempt)
             continue
         if done["invoice_status"] == "FINALIZED":
             metrics.add_metric(name="InvoiceFinalized", unit="Count", value=1)
@@ -616,7 +610,7 @@ def send_batches(sqs: Any, queue_url: str, messages: Sequence[Mapping[str, Any]]
             entries = [e for e in entries if e["Id"] in failed]
             if not entries:
                 break
-            _backoff(attempt)
+            backoff(attempt)
         if entries:
             raise ServiceUnavailable(f"{len(entries)} invoicing message(s) could not be queued")
     return sent

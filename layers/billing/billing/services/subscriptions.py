@@ -31,7 +31,7 @@ from billing.services import customers, invoicing
 from billing.services import prices as price_service
 from billing.store import catalog
 from billing.store import invoices as keys
-from billing.store.dynamo import ConditionFailed
+from billing.store.dynamo import ConditionFailed, backoff
 from billing.store.entities import ACTIVE
 from billing.timeutil import iso, parse_iso
 
@@ -125,7 +125,7 @@ def create(scope: Scope, request: SubscriptionCreate, now: datetime, actor: str 
         except ConditionFailed:
             # The invoice number moved under us (another invoice of this environment); read it again. (Conflicts
             # and throttling are retried by ``Table.transact``; when they persist, the 503/429 reaches the client.)
-            invoicing._backoff(attempt)
+            backoff(attempt)
     else:
         raise ServiceUnavailable(
             "the subscription could not be created: too much contention; retry", {"retry_after": 1}

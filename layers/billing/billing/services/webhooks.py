@@ -28,6 +28,7 @@ from billing import wiring
 from billing.observability import logger, metrics
 from billing.scope import Scope
 from billing.settings import get_settings
+from billing.store.dynamo import ConditionFailed
 from billing.timeutil import iso, utcnow
 
 SIGNATURE_HEADER = "stripe-signature"
@@ -247,8 +248,6 @@ def _claim(table: Any, pk: str, event_id: str, received: str) -> bool:
     ``CLAIM_LEASE_SECONDS`` (longer than the processor's timeout, shorter than the queue's visibility timeout), the
     others are told to come back later. A failed attempt, or a lease whose holder died, can be taken again.
     """
-    from billing.store.dynamo import ConditionFailed
-
     now = int(time.time())
     try:
         table.update(

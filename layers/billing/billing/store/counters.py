@@ -19,8 +19,6 @@ failed).
 
 from __future__ import annotations
 
-import random
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,7 +28,7 @@ from typing import Any
 from billing.domain import metering as m
 from billing.errors import ServiceUnavailable
 from billing.scope import Scope
-from billing.store.dynamo import MAX_TRANSACT_ITEMS, ConditionFailed, Table
+from billing.store.dynamo import MAX_TRANSACT_ITEMS, ConditionFailed, Table, backoff
 
 MAX_ATTEMPTS = 10
 _EXPECTED_REASONS = {None, "None", "ConditionalCheckFailed", "TransactionConflict", "ThrottlingError"}
@@ -232,7 +230,7 @@ class Counters:
                         skip.add(owners[i])
                 pending = [e for e in pending if id(e) not in dropped]
                 if {"TransactionConflict", "ThrottlingError"} & set(failed.reasons):
-                    _backoff(attempt)
+                    backoff(attempt)
             # A transaction cancelled only by conflicts or throttling is retried by ``Table.transact``; when that
             # persists, its 503/429 goes to the client as is (retrying it here too would multiply the waits).
         raise ServiceUnavailable("usage counters are busy; retry the request", {"retry_after": 1})
@@ -292,7 +290,3 @@ class Counters:
         """COUNT of an event name (kept for every event, with or without meters)."""
         items = self._read_runs(counter_pk(self.scope, customer), buckets)
         return {b: m.Cell(count=int(i.get(f"n#{event_name}", 0))) for b, i in items.items()}
-
-
-def _backoff(attempt: int) -> None:
-    time.sleep(min(1.0, 0.02 * 2**attempt) * (0.5 + random.random()))

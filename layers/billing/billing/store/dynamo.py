@@ -3,7 +3,7 @@
 Limits that DynamoDB enforces (and the embedded server used locally does not) are enforced here:
 at most 100 items per transaction and 25 per batch write.
 
-Faults: botocore's standard retry mode retries throttling, 5xx and connection errors (``wiring._CONFIG``). It
+Faults: botocore's standard retry mode retries throttling, 5xx and connection errors (``wiring._config``). It
 does not retry a transaction cancelled only by a conflict with a concurrent transaction (or by per-item
 throttling): a cancelled transaction wrote nothing, so ``transact`` retries it a few times with jittered
 exponential backoff. Keys a batch read leaves unprocessed are read again with the same backoff. What still fails
