@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from billing import stripe_edge
 from billing.errors import NotFound
 from billing.ids import new_id
 from billing.observability import logger, metrics
@@ -23,7 +24,7 @@ from billing.store import secrets
 from billing.store.entities import ACTIVE, ARCHIVED, Entities
 from billing.timeutil import iso, utcnow
 
-UNIQUE_FIELD = "active_provider"
+UNIQUE_FIELD = stripe_edge.CONNECTION_UNIQUE_FIELD
 
 
 def _repo() -> Entities:
@@ -76,17 +77,12 @@ def search(scope: Scope, criteria: ConnectionFilter) -> list[dict[str, Any]]:
 
 def active(scope: Scope, provider: str = "stripe") -> dict[str, Any] | None:
     """The active connection of a provider in this environment, if any."""
-    repo = _repo()
-    connection_id = repo.lookup_unique(scope, UNIQUE_FIELD, provider)
-    if connection_id is None:
-        return None
-    found = repo.find(scope, connection_id)
-    return found if found and found.get("status") == ACTIVE else None
+    return stripe_edge.active_connection(scope, provider)
 
 
 def stripe_credentials(scope: Scope, connection: dict[str, Any]) -> dict[str, Any]:
     """Clear Stripe secrets of a connection. Never log or return what this gives."""
-    return secrets.decrypt(scope, connection["id"], connection["secret_ciphertext"])
+    return stripe_edge.credentials(scope, connection)
 
 
 def update(scope: Scope, connection_id: str, request: ConnectionUpdate, actor: str = "api") -> dict[str, Any]:

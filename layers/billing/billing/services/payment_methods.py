@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from billing import stripe_gateway
+from billing import stripe_edge, stripe_gateway
 from billing.errors import InvalidOperation
 from billing.ids import ulid
 from billing.observability import logger, metrics
@@ -26,21 +26,12 @@ def _now() -> datetime:
 
 
 def _stripe(scope: Scope) -> tuple[Any, dict[str, Any]]:
-    connection = connections.active(scope, "stripe")
-    if connection is None:
-        raise InvalidOperation(
-            "no active Stripe connection in this environment: create one with POST /connections first",
-            {"provider": "stripe"},
-        )
-    client = stripe_gateway.client_for(connections.stripe_credentials(scope, connection)["secret_key"])
-    return client, connection
+    edge = stripe_edge.require(scope)
+    return edge.client, edge.connection
 
 
 def _stripe_customer(scope: Scope, customer_id: str) -> str:
-    mapping = stripe_sync.sync_customer(scope, customer_id, force=True)
-    if mapping is None:
-        raise InvalidOperation("the customer could not be synced to Stripe", {"customer_id": customer_id})
-    return str(mapping["provider_entity_id"])
+    return stripe_sync.stripe_customer(scope, customer_id)
 
 
 def setup_intent(scope: Scope, customer_id: str, request: SetupIntentCreate, request_id: str) -> dict[str, Any]:

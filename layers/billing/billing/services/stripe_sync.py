@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from billing import stripe_gateway, wiring
-from billing.errors import NotFound
+from billing.errors import InvalidOperation, NotFound
 from billing.observability import logger, metrics
 from billing.scope import Scope
 from billing.services import connections, mappings
@@ -106,6 +106,17 @@ def sync_customer(scope: Scope, customer_id: str, *, force: bool = False) -> dic
     mapping = mappings.link(scope, "customer", customer_id, PROVIDER, stripe_id, {"source": "outbound"})
     metrics.add_metric(name="StripeSyncSucceeded", unit="Count", value=1)
     return mapping
+
+
+def stripe_customer(scope: Scope, customer_id: str) -> str:
+    """The Stripe customer of one of ours, synced now if it is not yet (card setup, payments, invoice sync)."""
+    mapping = sync_customer(scope, customer_id, force=True)
+    if mapping is None:
+        raise InvalidOperation(
+            "no active Stripe connection in this environment: create one with POST /connections first",
+            {"provider": PROVIDER, "customer_id": customer_id},
+        )
+    return str(mapping["provider_entity_id"])
 
 
 def handle_message(body: dict[str, Any]) -> None:
