@@ -64,3 +64,51 @@ def display(amount: int, currency: str) -> str:
 def round_minor(value: Decimal) -> int:
     """Round a fractional minor-unit amount to an integer (half away from zero), as decimal unit amounts are."""
     return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+# Stripe's minimum charge amounts, in minor units, per presentment currency ("Minimum and maximum charge amounts",
+# https://docs.stripe.com/currencies#minimum-and-maximum-charge-amounts). Currencies not in the table have no minimum
+# here (Stripe converts $0.50 into them at the day's rate, which the emulator does not model).
+MINIMUM_CHARGE: dict[str, int] = {
+    "usd": 50,
+    "aed": 200,
+    "aud": 50,
+    "bgn": 100,
+    "brl": 50,
+    "cad": 50,
+    "chf": 50,
+    "czk": 1500,
+    "dkk": 250,
+    "eur": 50,
+    "gbp": 30,
+    "hkd": 400,
+    "huf": 17500,
+    "inr": 50,
+    "jpy": 50,
+    "mxn": 1000,
+    "myr": 200,
+    "nok": 300,
+    "nzd": 50,
+    "pln": 200,
+    "ron": 200,
+    "sek": 300,
+    "sgd": 50,
+    "thb": 1000,
+}
+
+
+def minimum_charge(currency: str) -> int:
+    """The smallest amount Stripe charges in this currency (1 minor unit when the table has no entry)."""
+    return MINIMUM_CHARGE.get(currency.lower(), 1)
+
+
+def below_minimum_message(currency: str) -> str:
+    minimum = Decimal(minimum_charge(currency)).scaleb(-exponent(currency))
+    symbol = {"usd": "$", "eur": "€", "gbp": "£", "jpy": "¥"}.get(currency.lower(), "")
+    return f"Amount must be at least {symbol}{minimum:.{exponent(currency)}f} {currency.lower()}"
+
+
+def three_decimal_ok(amount: int, currency: str) -> bool:
+    """Three-decimal currencies (BHD, JOD, KWD, OMR, TND) charge only amounts whose last digit is 0
+    (https://docs.stripe.com/currencies#three-decimal)."""
+    return currency.lower() not in THREE_DECIMAL or amount % 10 == 0

@@ -133,6 +133,7 @@ class Checkout(Payments):
                 raise invalid("All line items must use the same currency.", param="line_items")
             total = sum(li["amount_total"] for li in session["_line_items"])
             session["currency"] = currencies.pop()
+            self._check_charge_amount(total, session["currency"], param="line_items")
             session["amount_subtotal"] = total
             session["amount_total"] = total
             session["total_details"] = {"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0}

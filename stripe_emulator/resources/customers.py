@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import re
 import secrets
+from typing import Any
 
 from stripe_emulator.errors import invalid, no_such
 from stripe_emulator.resources.base import (
@@ -12,6 +13,7 @@ from stripe_emulator.resources.base import (
     Params,
     address,
     check,
+    currency_param,
     merge_metadata,
     text,
 )
@@ -82,7 +84,10 @@ class Customers(PaymentMethods):
         if "address" in params:
             cus["address"] = address(params["address"])
         if "balance" in params:
-            cus["balance"] = as_int(params["balance"], "balance")
+            change = as_int(params["balance"], "balance") - cus["balance"]
+            if change:
+                kind = "initial" if creating else "adjustment"
+                self._balance_transaction(acct, cus, change, kind, cus["currency"] or "usd", set_currency=False)
         if "invoice_prefix" in params:
             prefix = str(params["invoice_prefix"])
             if not re.fullmatch(r"[A-Z0-9]{3,12}", prefix):
@@ -213,3 +218,86 @@ class Customers(PaymentMethods):
             params,
             f"/v1/customers/{cid}/payment_methods",
         )
+
+    # ------------------------------------------------------------------ customer balance
+
+    def _applicable_balance(self, acct: Account, inv: Obj) -> int:
+        """The customer's balance applies to invoices in the balance's currency (the customer's currency)."""
+        cus = acct.objects[inv["customer"]]
+        if cus.get("deleted") or cus["currency"] not in (None, inv["currency"]):
+            return 0
+        return int(cus["balance"])
+
+    def _balance_transaction(
+        self,
+        acct: Account,
+        cus: Obj,
+        amount: int,
+        kind: str,
+        currency: str,
+        invoice: str | None = None,
+        *,
+        description: str | None = None,
+        metadata: Any = None,
+        set_currency: bool = True,
+    ) -> Obj:
+        """One entry of the customer's balance ledger; the balance is the sum of its entries."""
+        cus["balance"] += amount
+        if set_currency and cus["currency"] is None:
+            cus["currency"] = currency
+        txn: Obj = {
+            "id": new_id("cbtxn_"),
+            "object": "customer_balance_transaction",
+            "amount": amount,
+            "created": self.now(),
+            "credit_note": None,
+            "currency": currency,
+            "customer": cus["id"],
+            "description": description,
+            "ending_balance": cus["balance"],
+            "invoice": invoice,
+            "livemode": False,
+            "metadata": merge_metadata({}, metadata),
+            "type": kind,
+        }
+        return acct.put(txn)
+
+    def balance_transaction_create(self, acct: Account, params: Params, cid: str) -> Obj:
+        check(params, {"amount", "currency", "description", "metadata"}, ("amount", "currency"))
+        cus = self.fetch(acct, cid, "customer", "customer")
+        currency = currency_param(params)
+        assert currency is not None
+        if cus["currency"] not in (None, currency):
+            raise invalid(
+                f"The currency of the balance transaction ({currency}) must match the customer's ({cus['currency']}).",
+                param="currency",
+            )
+        before = copy.deepcopy(cus)
+        txn = self._balance_transaction(
+            acct,
+            cus,
+            as_int(params["amount"], "amount"),
+            "adjustment",
+            currency,
+            description=text(params, "description"),
+            metadata=params.get("metadata"),
+        )
+        self.emit_updated(acct, "customer.updated", cus, before)
+        return txn
+
+    def balance_transaction_list(self, acct: Account, params: Params, cid: str) -> Obj:
+        check(params, {"ending_before", "limit", "starting_after"})
+        self.fetch(acct, cid, "customer", "customer")
+        return paginate(
+            acct.all("customer_balance_transaction", lambda t: t["customer"] == cid),
+            params,
+            f"/v1/customers/{cid}/balance_transactions",
+        )
+
+    def balance_transaction_retrieve(self, acct: Account, params: Params, cid: str, tid: str) -> Obj:
+        check(params, set())
+        self.fetch(acct, cid, "customer", "customer")
+        txn = acct.get(tid, "customer_balance_transaction")
+        if txn is None or txn["customer"] != cid:
+            raise no_such("customer balance transaction", tid)
+        return txn

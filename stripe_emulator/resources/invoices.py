@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 
+from stripe_emulator import money
 from stripe_emulator.errors import StripeError, invalid, missing_param, no_such, state
 from stripe_emulator.resources.base import (
     NO_PAYMENT_METHOD,
@@ -227,6 +228,7 @@ class Invoices(Checkout):
         inv["subtotal"] = total
         inv["total"] = total
         if inv["status"] == "draft":
+            inv["starting_balance"] = self._applicable_balance(acct, inv)
             inv["amount_due"] = max(total + inv["starting_balance"], 0)
             inv["amount_remaining"] = inv["amount_due"] - inv["amount_paid"]
         if lines:
@@ -349,16 +351,18 @@ class Invoices(Checkout):
         self._recompute(acct, inv)
         inv["number"] = f"{cus['invoice_prefix']}-{cus['next_invoice_sequence']:04d}"
         cus["next_invoice_sequence"] += 1
+        before_customer = copy.deepcopy(cus)
         if cus["currency"] is None:
             cus["currency"] = inv["currency"]
         inv["status"] = "open"
         inv["status_transitions"]["finalized_at"] = now
         inv["hosted_invoice_url"] = f"{self.base_url()}/invoice/{inv['id']}"
         inv["invoice_pdf"] = f"{self.base_url()}/invoice/{inv['id']}/pdf"
-        inv["ending_balance"] = 0
-        if inv["amount_due"] == 0:
+        too_small = self._apply_customer_balance(acct, inv, cus)
+        self.emit_updated(acct, "customer.updated", cus, before_customer)
+        if inv["amount_due"] == 0 or too_small:
             self.emit(acct, "invoice.finalized", inv)
-            self._mark_paid(acct, inv, charge=None)
+            self._mark_paid(acct, inv, charge=None, collected=False)
             return
         pi = self._new_payment_intent(
             acct,
@@ -377,6 +381,24 @@ class Invoices(Checkout):
             self._schedule_collection(acct, inv, delay)
         else:
             self.emit(acct, "invoice.finalized", inv)
+
+    def _apply_customer_balance(self, acct: Account, inv: Obj, cus: Obj) -> bool:
+        """Apply the customer's credit (negative) or debit (positive) balance to the invoice at finalization, then
+        carry an amount due below the currency's minimum charge to the balance as a debit. True when that happened:
+        the invoice is then paid with `amount_paid` 0."""
+        starting = inv["starting_balance"] = self._applicable_balance(acct, inv)
+        net = inv["total"] + starting
+        inv["amount_due"] = max(net, 0)
+        inv["amount_remaining"] = inv["amount_due"] - inv["amount_paid"]
+        ending = min(net, 0)
+        if ending != starting:
+            self._balance_transaction(acct, cus, ending - starting, "applied_to_invoice", inv["currency"], inv["id"])
+        inv["ending_balance"] = ending
+        if not 0 < inv["amount_remaining"] < money.minimum_charge(inv["currency"]):
+            return False
+        self._balance_transaction(acct, cus, inv["amount_remaining"], "invoice_too_small", inv["currency"], inv["id"])
+        inv["ending_balance"] = cus["balance"]
+        return True
 
     def _schedule_collection(self, acct: Account, inv: Obj, delay: float) -> None:
         expected = inv["attempt_count"]
@@ -404,16 +426,24 @@ class Invoices(Checkout):
         inv["attempt_count"] += 1
         inv["attempted"] = True
         pi = acct.objects[inv["payment_intent"]]
-        if pm_id is None:
+        refusal: StripeError | None = StripeError(400, NO_PAYMENT_METHOD, code="payment_intent_payment_attempt_failed")
+        if pm_id is not None:
+            refusal = None
+            try:
+                self._check_charge_amount(inv["amount_remaining"], inv["currency"])
+            except StripeError as exc:
+                refusal = exc
+        if refusal is not None:
             pi["last_payment_error"] = {
                 "type": "invalid_request_error",
-                "code": "payment_intent_payment_attempt_failed",
-                "message": NO_PAYMENT_METHOD,
+                "code": refusal.code,
+                "message": refusal.message,
             }
             self._schedule_retry(acct, inv)
             self.emit(acct, "payment_intent.payment_failed", pi)
             self.emit(acct, "invoice.payment_failed", inv, {"attempt_count": before["attempt_count"]})
-            return StripeError(400, NO_PAYMENT_METHOD, code="payment_intent_payment_attempt_failed")
+            return refusal
+        assert pm_id is not None
         pi["payment_method"] = pm_id
         pi["amount"] = inv["amount_remaining"]
         error = self._confirm(acct, pi, off_session=off_session, authenticated=authenticated)
@@ -424,6 +454,11 @@ class Invoices(Checkout):
             inv["charge"] = pi["charges"]["data"][0]["id"]
         self._schedule_retry(acct, inv)
         if error.code == "authentication_required":
+            # An invoice's payment needing authentication waits for the customer: the intent stays requires_action
+            # and the customer completes it on the hosted invoice page.
+            pi["status"] = "requires_action"
+            pi["payment_method"] = pm_id
+            pi["next_action"] = {"type": "use_stripe_sdk", "use_stripe_sdk": {"type": "three_d_secure_redirect"}}
             self.emit(acct, "invoice.payment_action_required", inv)
         self.emit(acct, "invoice.payment_failed", inv, {"attempt_count": before["attempt_count"]})
         return error
@@ -438,9 +473,11 @@ class Invoices(Checkout):
         else:
             inv["next_payment_attempt"] = None
 
-    def _mark_paid(self, acct: Account, inv: Obj, charge: str | None, out_of_band: bool = False) -> None:
+    def _mark_paid(
+        self, acct: Account, inv: Obj, charge: str | None, out_of_band: bool = False, collected: bool = True
+    ) -> None:
         now = self.now()
-        inv["amount_paid"] = inv["amount_due"] if not out_of_band else 0
+        inv["amount_paid"] = inv["amount_due"] if collected and not out_of_band else 0
         inv["amount_remaining"] = 0
         inv["paid"] = True
         inv["paid_out_of_band"] = out_of_band
@@ -451,7 +488,7 @@ class Invoices(Checkout):
         if inv["payment_intent"] and out_of_band:
             self._cancel_pi(acct, acct.objects[inv["payment_intent"]], "void_invoice", emit=False)
         self.emit(acct, "invoice.paid", inv)
-        if not out_of_band:
+        if collected and not out_of_band:
             self.emit(acct, "invoice.payment_succeeded", inv)
 
     def invoice_send(self, acct: Account, params: Params, iid: str) -> Obj:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import secrets
 
-from stripe_emulator import cards
+from stripe_emulator import cards, money
 from stripe_emulator.errors import StripeError, invalid, state
 from stripe_emulator.resources.base import (
     AUTH_REQUIRED,
@@ -208,6 +208,18 @@ class Payments(Catalog):
             error.extra["charge"] = charge["id"]
         return error
 
+    def _check_charge_amount(self, amount: int, currency: str, param: str = "amount") -> None:
+        """Stripe's per-currency minimum charge amount and the three-decimal rule, as a PaymentIntent enforces them."""
+        if amount < money.minimum_charge(currency):
+            raise StripeError(400, money.below_minimum_message(currency), code="amount_too_small", param=param)
+        if not money.three_decimal_ok(amount, currency):
+            raise invalid(
+                f"Invalid amount {amount} for {currency.upper()}: amounts in three-decimal currencies must end in 0 "
+                "(a multiple of 10 minor units). See https://stripe.com/docs/currencies#three-decimal.",
+                param=param,
+                code="invalid_charge_amount",
+            )
+
     def _cancel_pi(self, acct: Account, pi: Obj, reason: str, emit: bool = True) -> None:
         if pi["status"] in ("succeeded", "canceled"):
             return
@@ -248,6 +260,7 @@ class Payments(Catalog):
             raise invalid("This value must be greater than or equal to 1.", param="amount")
         currency = currency_param(params)
         assert currency is not None
+        self._check_charge_amount(amount, currency)
         customer = None
         if params.get("customer"):
             customer = self.fetch(acct, params["customer"], "customer", "customer", "customer")["id"]
@@ -335,6 +348,7 @@ class Payments(Catalog):
             pi["description"] = text(params, "description")
         if "amount" in params:
             pi["amount"] = as_int(params["amount"], "amount")
+            self._check_charge_amount(pi["amount"], pi["currency"])
         if params.get("payment_method"):
             pm = self._resolve_payment_method(acct, params["payment_method"], "payment_method")
             pi["payment_method"] = pm["id"]
@@ -371,3 +385,14 @@ class Payments(Catalog):
     def charge_retrieve(self, acct: Account, params: Params, cid: str) -> Obj:
         check(params, set())
         return self.fetch(acct, cid, "charge", "charge")
+
+    def charge_list(self, acct: Account, params: Params) -> Obj:
+        check(params, {"created", "customer", "ending_before", "limit", "payment_intent", "starting_after"})
+        customer, pi = params.get("customer"), params.get("payment_intent")
+        return self.listing(
+            acct,
+            "charge",
+            params,
+            "/v1/charges",
+            lambda c: (customer is None or c["customer"] == customer) and (pi is None or c["payment_intent"] == pi),
+        )

@@ -24,7 +24,10 @@ SPEC_PATH = Path(__file__).resolve().parents[3] / "shared" / "reference" / "stri
 # Deliberate deviations: (method, path template) -> {parameter: reason}. Anything else must match the spec.
 REQUEST_DEVIATIONS: dict[tuple[str, str], dict[str, str]] = {
     ("POST", "/v1/invoices"): {
-        "currency": "newer API versions accept the invoice currency on create; the emulator accepts it too",
+        "currency": (
+            "the invoice's currency on create (multi-currency customers), newer than this spec snapshot: "
+            "https://docs.stripe.com/api/invoices/create#create_invoice-currency; only this endpoint accepts it"
+        ),
     },
 }
 # Response fields that are allowed although the 2022-04-12 schema does not list them (schemas are open, so
