@@ -434,6 +434,89 @@ class Usage:
     invalid_events: int
 
 
+# -- exact bounds: whole minutes from the counters, the partial edge minutes from the events -----------
+Point = tuple[int, Cell]
+"""One event's contribution to a meter: its time (ms since the epoch) and its cell (``event_cell`` of its minute)."""
+
+
+def ceil_minute(at: datetime) -> datetime:
+    return ceil_to(MINUTE, at)
+
+
+def split(start: datetime, end: datetime) -> tuple[tuple[datetime, datetime] | None, list[tuple[datetime, datetime]]]:
+    """``[start, end)`` (millisecond bounds) as whole minutes (read from the counters; None when there are none)
+    and the partial edge ranges (read from the events): at most two, each shorter than a minute."""
+    if start >= end:
+        return None, []
+    lo, hi = ceil_minute(start), floor_minute(end)
+    if lo >= hi:
+        return None, [(start, end)]
+    edges = [r for r in ((start, lo), (hi, end)) if r[0] < r[1]]
+    return (lo, hi), edges
+
+
+def edge_ranges(start: datetime, end: datetime, *, history: bool = False) -> list[tuple[datetime, datetime]]:
+    """The ranges whose events a usage query reads: the edges of ``[start, end)``, plus, for history (reset
+    NEVER), the part of ``start``'s minute before ``start``. Window boundaries inside the range are whole minutes
+    (epoch-aligned sizes, months and weeks at whole minutes, anchors floored to the minute), so only the range's
+    own edges are partial."""
+    _, edges = split(start, end)
+    if history and floor_minute(start) < start:
+        edges = [(floor_minute(start), start), *edges]
+    return edges
+
+
+def point(
+    meter: Meter,
+    *,
+    counted: bool,
+    properties: Mapping[str, Any],
+    at_ms: int,
+    event_id: str,
+) -> Point | None:
+    """What a stored event adds to a meter: what the counters hold for it (``counted``: the event was counted for
+    the meter; an unusable property is an invalid event, as the back-fill counts it)."""
+    if not counted:
+        return None
+    bucket = (MINUTE, floor_minute(from_ms(at_ms)))
+    try:
+        value = metered_value(meter, properties)
+    except FieldError:
+        return at_ms, Cell(invalid=1)
+    return at_ms, event_cell(meter, value, at_ms, event_id, bucket)
+
+
+def exact_span(cells: Mapping[Bucket, Cell], points: Sequence[Point], start: datetime, end: datetime) -> Span:
+    """The data of ``[start, end)`` at millisecond bounds: the covering buckets of its whole minutes plus the
+    points of its partial edges."""
+    whole, edges = split(start, end)
+    data = span(cells, cover(*whole)) if whole else Span(EMPTY, Decimal(0))
+    merged, vt = data.cell, data.vt
+    with localcontext() as ctx:
+        ctx.prec = 80
+        for lo, hi in edges:
+            a, b = epoch_ms(lo), epoch_ms(hi)
+            for at_ms, cell in points:
+                if a <= at_ms < b:
+                    merged = merged.merge(cell)
+                    minute = at_ms - at_ms % 60_000
+                    vt += cell.wsum + cell.sum * minute
+    return Span(merged, vt)
+
+
+def carried_before(
+    cells: Mapping[Bucket, Cell], history: Iterable[Bucket], month: datetime, points: Sequence[Point], start: datetime
+) -> Cell:
+    """Everything before ``start`` (reset NEVER): months before ``month``, the cover of the partial month up to
+    ``start``'s minute, and the events of that minute before ``start``."""
+    before = set(history)
+    out = merge_all(
+        cell for bucket, cell in cells.items() if bucket in before or (bucket[0] == MONTH and bucket[1] < month)
+    )
+    lo, hi = epoch_ms(floor_minute(start)), epoch_ms(start)
+    return out.merge(merge_all(cell for at_ms, cell in points if lo <= at_ms < hi))
+
+
 def evaluate(
     meter: Meter,
     cells: Mapping[Bucket, Cell],
@@ -442,17 +525,19 @@ def evaluate(
     window: str | None = None,
     anchor: datetime | None = None,
     carried: Cell | None = None,
+    points: Sequence[Point] = (),
 ) -> Usage:
-    """Usage of ``[start, end)`` (whole minutes) from bucket cells, per window when one is asked for.
+    """Usage of ``[start, end)`` (millisecond bounds) from bucket cells and the points of the partial edge minutes,
+    per window when one is asked for.
 
     Each window's value covers only that window; ``carried`` (history before ``start``) enters the total.
     """
-    total_span = span(cells, cover(start, end))
+    total_span = exact_span(cells, points, start, end)
     total = value_of(meter, total_span, start, end, carried)
     results = []
     if window:
         for label, lo, hi in windows(window, start, end, anchor):
-            results.append((label, value_of(meter, span(cells, cover(lo, hi)), lo, hi)))
+            results.append((label, value_of(meter, exact_span(cells, points, lo, hi), lo, hi)))
     invalid = total_span.cell.invalid + (carried.invalid if carried else 0)
     return Usage(total, results, invalid)
 
@@ -460,8 +545,12 @@ def evaluate(
 def needed_buckets(
     start: datetime, end: datetime, window: str | None = None, anchor: datetime | None = None
 ) -> set[Bucket]:
-    needed = set(cover(start, end))
+    def whole(lo: datetime, hi: datetime) -> list[Bucket]:
+        minutes, _ = split(lo, hi)
+        return cover(*minutes) if minutes else []
+
+    needed = set(whole(start, end))
     if window:
         for _, lo, hi in windows(window, start, end, anchor):
-            needed.update(cover(lo, hi))
+            needed.update(whole(lo, hi))
     return needed

@@ -270,6 +270,24 @@ def _candidates(scope: Scope, query: EventsQuery, start: datetime, end: datetime
         yield item
 
 
+def between(scope: Scope, customer: str, ranges: Sequence[tuple[datetime, datetime]]) -> list[dict[str, Any]]:
+    """A customer's stored events in each ``[lo, hi)`` range (millisecond bounds), one Query per range on the
+    customer index: the partial edge minutes of a usage query (each range is shorter than a minute)."""
+    table = wiring.events()
+    out: list[dict[str, Any]] = []
+    pk = customer_index_pk(scope, customer)
+    for lo, hi in ranges:
+        top = stamp(hi)
+        for item in table.query_pages(pk, index="GSI2", sk_between=(stamp(lo), top)):
+            if item["GSI2SK"] < top:
+                out.append(item)
+    return out
+
+
+def event_id_of(scope: Scope, item: dict[str, Any]) -> str:
+    return str(item["PK"][len(event_pk(scope, "")) :])
+
+
 def query(scope: Scope, request: EventsQuery, now: datetime) -> dict[str, Any]:
     end = request.end_time or now
     start = request.start_time or end - DEFAULT_QUERY_RANGE

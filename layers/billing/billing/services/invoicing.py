@@ -56,12 +56,10 @@ CREATE = "SUBSCRIPTION_CREATE"
 
 
 def meter_usage(scope: Scope, meter: m.Meter, external_customer_id: str, start: datetime, end: datetime) -> Decimal:
-    """The one place invoicing reads usage: a meter's value for a customer over ``[start, end)``.
-
-    Counters are kept per minute at the finest, so both bounds are floored to the minute; consecutive periods
-    therefore still tile time exactly.
+    """The one place invoicing reads usage: a meter's value for a customer over ``[start, end)``, exact to the
+    millisecond at both ends (whole minutes from the counters, the partial edge minutes from the events).
     """
-    lo, hi = m.floor_minute(start), m.floor_minute(end)
+    lo, hi = m.truncate_ms(start), m.truncate_ms(end)
     if hi <= lo:
         return ZERO
     return usage_service.compute(scope, external_customer_id, meter, lo, hi).value

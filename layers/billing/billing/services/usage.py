@@ -11,10 +11,11 @@ from billing.domain import metering as m
 from billing.errors import InvalidOperation, ValidationFailed
 from billing.schemas.events import UsageByMeterQuery, UsageQuery
 from billing.scope import Scope
-from billing.services.events import lookup_meters
+from billing.services.events import between as events_between
+from billing.services.events import event_id_of, lookup_meters
 from billing.store import catalog
 from billing.store.counters import Counters
-from billing.timeutil import iso
+from billing.timeutil import iso, parse_iso
 
 DEFAULT_RANGE = timedelta(days=7)
 MAX_WINDOWS = 10_000
@@ -28,13 +29,13 @@ def _customer(scope: Scope, external_id: str | None, customer_id: str | None) ->
 
 
 def _range(start: datetime | None, end: datetime | None, now: datetime) -> tuple[datetime, datetime]:
-    """Bounds are whole minutes (the finest counter): given bounds are truncated; the default end is the
-    end of the current minute, the default start seven days before the end."""
-    hi = m.floor_minute(end) if end else m.floor_minute(now) + timedelta(minutes=1)
-    lo = m.floor_minute(start) if start else hi - DEFAULT_RANGE
+    """Bounds are kept to the millisecond (as event times are); the default end is the end of the current minute,
+    the default start seven days before the end."""
+    hi = m.truncate_ms(end) if end else m.floor_minute(now) + timedelta(minutes=1)
+    lo = m.truncate_ms(start) if start else hi - DEFAULT_RANGE
     if lo >= hi:
         raise ValidationFailed(
-            "invalid request: start_time: must be at least one minute before end_time",
+            "invalid request: start_time: must be before end_time",
             {"errors": [{"field": "start_time", "message": "must be before end_time"}]},
         )
     return lo, hi
@@ -59,22 +60,43 @@ def compute(
     *,
     by_name: bool = False,
 ) -> m.Usage:
-    """Usage of one meter for one customer over ``[start, end)`` (whole minutes)."""
+    """Usage of one meter for one customer over ``[start, end)`` at millisecond bounds: whole minutes from the
+    counters, the partial minutes at the two edges from the customer's events there (an index Query each)."""
     counters = Counters(wiring.events(), scope)
     needed = m.needed_buckets(start, end, window, anchor)
+    history = meter.reset_never and not by_name
+    ranges = m.edge_ranges(start, end, history=history)
+    points = _points(scope, meter, events_between(scope, customer, ranges) if ranges else [], by_name=by_name)
     if by_name:
-        return m.evaluate(meter, counters.name_counts(customer, meter.event_name, needed), start, end, window, anchor)
+        cells = counters.name_counts(customer, meter.event_name, needed)
+        return m.evaluate(meter, cells, start, end, window, anchor, points=points)
     carried = None
-    if meter.reset_never:
-        month, history = m.history_cover(start)
-        cells = counters.cells(customer, meter, needed | set(history), months_before=month)
-        before = set(history)
-        carried = m.merge_all(
-            cell for bucket, cell in cells.items() if bucket in before or (bucket[0] == m.MONTH and bucket[1] < month)
-        )
+    if history:
+        month, before = m.history_cover(m.floor_minute(start))
+        cells = counters.cells(customer, meter, needed | set(before), months_before=month)
+        carried = m.carried_before(cells, before, month, points, start)
     else:
         cells = counters.cells(customer, meter, needed)
-    return m.evaluate(meter, cells, start, end, window, anchor, carried)
+    return m.evaluate(meter, cells, start, end, window, anchor, carried, points)
+
+
+def _points(scope: Scope, meter: m.Meter, items: list[dict[str, Any]], *, by_name: bool) -> list[m.Point]:
+    """What the stored events add to the meter, exactly as the counters hold them: an event counts for a meter
+    when it was counted for it (``cf``); by event name, every event of the name counts."""
+    out = []
+    for item in items:
+        if item["n"] != meter.event_name:
+            continue
+        found = m.point(
+            meter,
+            counted=by_name or meter.id in (item.get("cf") or ()),
+            properties=item.get("p") or {},
+            at_ms=m.epoch_ms(parse_iso(item["t"])),
+            event_id=event_id_of(scope, item),
+        )
+        if found is not None:
+            out.append(found)
+    return out
 
 
 def _number(value: Decimal) -> Decimal:
