@@ -331,11 +331,16 @@ class LocalStack:
         return self.gateway.handle(request)
 
     def _openapi(self) -> Reply:
-        """The OpenAPI document of the running template (tools/openapi.py), built once."""
-        if self._openapi_body is None:
-            from tools import openapi
+        """The committed OpenAPI document beside the template (docs/openapi.json), read once.
 
-            self._openapi_body = openapi.render(openapi.build(self.config.template)).encode()
+        tools/openapi.py generates it from the template and the contract tier fails when it is stale, so the
+        local stack serves the file rather than importing the generator (tools depend on devstack, not back).
+        """
+        if self._openapi_body is None:
+            document = self.config.template.parent / "docs" / "openapi.json"
+            if not document.is_file():
+                return _json(404, {"message": f"{document} is missing: run python tools/openapi.py"})
+            self._openapi_body = document.read_bytes()
         return 200, [("Content-Type", "application/json")], self._openapi_body
 
     def _control(self, request: Request) -> Reply:

@@ -117,14 +117,54 @@ def test_every_function_folder_is_deployed() -> None:
     assert on_disk == declared
 
 
+SHARED_POLICIES = tpl.resources(TEMPLATE, "AWS::IAM::ManagedPolicy")
+
+
+def _shared_statements(policy: Any) -> list[dict[str, Any]] | None:
+    """The statements of ``!Ref <a managed policy of this template>``; None for anything else."""
+    if isinstance(policy, tpl.Tagged) and policy.tag == "Ref" and policy.value in SHARED_POLICIES:
+        return list(SHARED_POLICIES[policy.value]["Properties"]["PolicyDocument"]["Statement"])
+    return None
+
+
 def _statements(fn: tpl.Function) -> list[dict]:
+    """Every statement a function's role gets: its inline ones and those of the template's shared policies."""
     out = []
     for policy in fn.properties.get("Policies") or []:
-        if isinstance(policy, dict) and "Statement" in policy:
+        shared = _shared_statements(policy)
+        if shared is not None:
+            out.extend(shared)
+        elif isinstance(policy, dict) and "Statement" in policy:
             out.extend(policy["Statement"])
         else:
+            # AWS managed policies, SAM policy templates and outside ARNs are not reviewed here: write them out
             raise AssertionError(f"{fn.logical_id}: policies must be written out, found {policy!r}")
     return out
+
+
+def _key(statement: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(statement, sort_keys=True, default=repr)
+
+
+def test_shared_policies_are_used_and_not_repeated_inline() -> None:
+    """What several functions need is written once, as a managed policy of the template."""
+    assert SHARED_POLICIES
+    used: set[str] = set()
+    shared_keys = {_key(s) for p in SHARED_POLICIES.values() for s in p["Properties"]["PolicyDocument"]["Statement"]}
+    inline_counts: dict[str, int] = {}
+    for name, fn in FUNCTIONS.items():
+        for policy in fn.properties.get("Policies") or []:
+            if _shared_statements(policy) is not None:
+                used.add(policy.value)
+                continue
+            for statement in policy["Statement"]:
+                assert _key(statement) not in shared_keys, f"{name} repeats a shared policy's statement inline"
+                inline_counts[_key(statement)] = inline_counts.get(_key(statement), 0) + 1
+    assert used == set(SHARED_POLICIES), f"shared policies no function uses: {set(SHARED_POLICIES) - used}"
+    repeated = {s: n for s, n in inline_counts.items() if n > 7}
+    assert not repeated, f"statements written inline more than 7 times, make them a shared policy: {repeated}"
 
 
 def test_least_privilege_no_wildcard_actions_or_resources() -> None:
