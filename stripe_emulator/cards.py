@@ -12,6 +12,7 @@ class TestCard:
     outcome: str  # succeeded | declined | authentication_required
     decline_code: str | None = None
     funding: str = "credit"
+    after: str | None = None  # what follows a successful charge: "dispute" | "refund_fails"
     country: str = "US"
 
     @property
@@ -31,6 +32,10 @@ CARDS: dict[str, TestCard] = {
         TestCard("4000000000009995", "visa", "declined", "insufficient_funds"),
         TestCard("4000002500003155", "visa", "authentication_required"),
         TestCard("4000002760003184", "visa", "authentication_required"),
+        # https://docs.stripe.com/testing#disputes: the charge succeeds, then is disputed as fraudulent.
+        TestCard("4000000000000259", "visa", "succeeded", after="dispute"),
+        # https://docs.stripe.com/testing#refunds: the charge succeeds; a refund starts succeeded, then fails.
+        TestCard("4000000000005126", "visa", "succeeded", after="refund_fails"),
     )
 }
 
@@ -44,6 +49,11 @@ TOKENS: dict[str, str] = {
     "pm_card_chargeDeclinedInsufficientFunds": "4000000000009995",
     "pm_card_authenticationRequired": "4000002500003155",
     "pm_card_authenticationRequiredOnSetup": "4000002500003155",
+    "pm_card_createDispute": "4000000000000259",
+    "pm_card_refundFail": "4000000000005126",
+    "pm_card_authenticationRequiredChargeAlways": "4000002760003184",
+    "tok_createDispute": "4000000000000259",
+    "tok_refundFail": "4000000000005126",
     "tok_visa": "4242424242424242",
     "tok_mastercard": "5555555555554444",
     "tok_chargeDeclined": "4000000000000002",

@@ -31,6 +31,8 @@ class Settings:
     collection_delay: float = 0.0  # seconds between finalizing (auto_advance) and the automatic charge
     invoice_retry_interval: float = 3 * 86400.0  # seconds between automatic collection attempts
     invoice_max_attempts: int = 4
+    dispute_delay: float = 0.0  # seconds (emulator clock) from a 0259 card's charge to its dispute, and to a decision
+    refund_failure_delay: float = 1.0  # seconds (emulator clock) before a 5126 card's refund turns failed
 
 
 @dataclass

@@ -46,8 +46,11 @@ class Account:
         self.seq = 0
         self.idempotency: dict[str, dict[str, Any]] = {}
         self.invoice_sequence = 0
+        self.livemode = api_key.startswith(("sk_live_", "rk_live_"))
 
     def put(self, obj: dict[str, Any]) -> dict[str, Any]:
+        if "livemode" in obj:
+            obj["livemode"] = self.livemode
         if obj["id"] not in self.order:
             self.seq += 1
             self.order[obj["id"]] = self.seq

@@ -147,7 +147,19 @@ class Checkout(Payments):
             session["payment_intent"] = pi["id"]
             self.emit(acct, "payment_intent.created", pi)
         acct.put(session)
+        self._schedule_expiry(acct, session["id"], expires_at)
         return session
+
+    def _schedule_expiry(self, acct: Account, sid: str, expires_at: int) -> None:
+        """The session expires by itself at `expires_at` on the emulator clock (advance it to get there)."""
+
+        def expire() -> None:
+            with self.emu.lock:
+                session = acct.get(sid, "checkout.session")
+                if session is not None:
+                    self._expire_if_due(acct, session)
+
+        self.emu.scheduler.at(expires_at, expire)
 
     def _checkout_line(self, acct: Account, line: Any, index: int) -> Obj:
         param = f"line_items[{index}]"
@@ -259,6 +271,8 @@ class Checkout(Payments):
         if session["status"] != "open":
             raise state(f"This Checkout Session is {session['status']}.")
         cus = acct.objects.get(session["customer"]) if session["customer"] else None
+        if cus is not None and cus.get("deleted"):
+            raise state(f"The customer of this Checkout Session ({cus['id']}) has been deleted.")
         if cus is None and session["customer_creation"] == "always":
             cus = self.customer_create(
                 acct, {"email": email or session["customer_email"]} if (email or session["customer_email"]) else {}

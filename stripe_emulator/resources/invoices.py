@@ -282,7 +282,7 @@ class Invoices(Checkout):
             raise missing_param("days_until_due")
         if "default_payment_method" in params:
             pm_id = params["default_payment_method"]
-            cus = acct.objects[inv["customer"]]
+            cus = self.fetch(acct, inv["customer"], "customer", "customer", "customer")
             inv["default_payment_method"] = self._customer_pm(acct, cus, pm_id) if pm_id else None
         inv["metadata"] = merge_metadata(inv["metadata"], params.get("metadata"))
         self.emit_updated(acct, "invoice.updated", inv, before)
@@ -346,7 +346,7 @@ class Invoices(Checkout):
         return inv
 
     def _finalize(self, acct: Account, inv: Obj) -> None:
-        cus = acct.objects[inv["customer"]]
+        cus = self.fetch(acct, inv["customer"], "customer", "customer", "customer")
         now = self.now()
         self._recompute(acct, inv)
         inv["number"] = f"{cus['invoice_prefix']}-{cus['next_invoice_sequence']:04d}"
@@ -421,7 +421,8 @@ class Invoices(Checkout):
         self, acct: Account, inv: Obj, pm_id: str | None, *, off_session: bool, authenticated: bool
     ) -> StripeError | None:
         cus = acct.objects[inv["customer"]]
-        pm_id = pm_id or inv["default_payment_method"] or cus["invoice_settings"]["default_payment_method"]
+        default = cus.get("invoice_settings", {}).get("default_payment_method")  # none once the customer is deleted
+        pm_id = pm_id or inv["default_payment_method"] or default
         before = copy.deepcopy(inv)
         inv["attempt_count"] += 1
         inv["attempted"] = True

@@ -135,6 +135,8 @@ class PaymentMethods(Base):
         return pm
 
     def _attach(self, acct: Account, pm: Obj, cus: Obj) -> None:
+        if cus.get("deleted"):
+            raise no_such("customer", cus["id"], "customer")
         if pm["customer"] == cus["id"]:
             return
         if pm["customer"] is not None:

@@ -17,11 +17,11 @@ from stripe_emulator.resources.base import (
     merge_metadata,
     text,
 )
-from stripe_emulator.resources.catalog import Catalog
+from stripe_emulator.resources.disputes import Disputes
 from stripe_emulator.store import Account, as_bool, as_int, new_id, strip_private
 
 
-class Payments(Catalog):
+class Payments(Disputes):
     def _new_payment_intent(
         self, acct: Account, *, amount: int, currency: str, customer: str | None, description: str | None = None
     ) -> Obj:
@@ -86,7 +86,7 @@ class Payments(Catalog):
             "application": None,
             "application_fee": None,
             "application_fee_amount": None,
-            "balance_transaction": new_id("txn_") if ok else None,
+            "balance_transaction": None,
             "billing_details": copy.deepcopy(pm["billing_details"]),
             "calculated_statement_descriptor": "STRIPE EMULATOR",
             "captured": ok,
@@ -167,12 +167,16 @@ class Payments(Catalog):
         pi["next_action"] = None
         if card.outcome == "succeeded" or (card.outcome == "authentication_required" and authenticated):
             ok_charge = self._charge(acct, pi, pm, card, True, None)
+            funds = self._funds(acct, "charge", ok_charge["amount"], ok_charge["currency"], ok_charge["id"])
+            ok_charge["balance_transaction"] = funds["id"]
             pi["status"] = "succeeded"
             pi["amount_received"] = pi["amount"]
             if pi["setup_future_usage"] and pi["customer"] and pm["customer"] is None:
                 self._attach(acct, pm, acct.objects[pi["customer"]])
             self.emit(acct, "charge.succeeded", ok_charge)
             self.emit(acct, "payment_intent.succeeded", pi)
+            if card.after == "dispute":
+                self._schedule_dispute(acct, ok_charge["id"])
             return None
         if card.outcome == "authentication_required" and not off_session:
             pi["status"] = "requires_action"
