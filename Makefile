@@ -82,7 +82,7 @@ demo: venv ## The seven phases of the Stripe workflow against the local stack (s
 bench-coldstart: venv ## Import + init time of every function (median of 5, ms)
 	$(PY) bench/coldstart.py
 
-bench-ingest: venv ## 20,000 events through the bulk function: events/s, requests, write units, usage reads
+bench-ingest: venv ## Bulk and single-event ingestion: events/s, write units, hot-customer keys, BatchWriteItem ceiling, usage reads
 	$(PY) bench/ingest.py
 
 bench-invoicing: venv ## 1,000 subscriptions, one scheduler run: invoices/minute, DynamoDB requests per invoice
