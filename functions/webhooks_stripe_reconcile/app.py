@@ -9,4 +9,4 @@ from billing.services import reconciliation
 @metrics.log_metrics(raise_on_empty_metrics=False)
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, int]:
-    return reconciliation.run()
+    return reconciliation.run(context)

@@ -11,7 +11,7 @@ import pytest
 from billing import wiring
 from billing.domain.money import to_minor_units
 from billing.scope import Scope
-from billing.services import invoice_sync, stripe_sync
+from billing.services import invoice_sync, sync_queue
 from billing.store import invoices as keys
 from tests.integration.test_stripe_customer_sync import connect
 from tests.support.api import call
@@ -54,7 +54,7 @@ def amount_for(currency: str) -> str:
 
 
 def sync(tenant, invoice_id: str) -> None:
-    stripe_sync.handle_message(invoice_sync.message(Scope(*tenant), invoice_id))
+    sync_queue.handle_message(invoice_sync.message(Scope(*tenant), invoice_id))
 
 
 def stripe_invoices(emulator, key):

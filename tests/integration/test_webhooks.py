@@ -496,7 +496,7 @@ def test_inbound_customers_are_created_or_linked_without_echo(tenant, stripe_key
     mapping = mappings.find_by_provider_id(scope, "stripe", "customer", "cus_in1")
     assert mapping is not None
     assert call("GET", f"/api/v1/customers/{mapping['entity_id']}", tenant=tenant).body["email"] == "a@b.test"
-    assert process(tenant, stripe_event("customer.updated", created["data"]["object"])) == "already_linked"
+    assert process(tenant, stripe_event("customer.updated", created["data"]["object"])) == "unchanged"
     existing = create_customer(tenant, external_id="beta", email="beta@b.test")
     linked = stripe_event("customer.created", {"id": "cus_in2", "object": "customer", "email": "beta@b.test"})
     assert process(tenant, linked) == "linked"
@@ -619,7 +619,8 @@ def test_reconciliation_applies_an_event_the_emulator_dropped(
     assert invoice_now(tenant, ours["id"])["payment_status"] == "PENDING"
     [row] = reconciliation.drift(Scope(*tenant))
     assert row["drift"] and row["stripe_status"] == "SUCCEEDED"
-    result = load_handler(RECONCILE.module_path, RECONCILE.attribute)({}, LambdaContext(RECONCILE.logical_id))
+    context = LambdaContext(RECONCILE.logical_id, timeout_ms=int(RECONCILE.properties["Timeout"]) * 1000)
+    result = load_handler(RECONCILE.module_path, RECONCILE.attribute)({}, context)
     assert result["applied"] >= 1
     final = invoice_now(tenant, ours["id"])
     assert final["payment_status"] == "SUCCEEDED" and final["amount_paid"] == Decimal("25.50")

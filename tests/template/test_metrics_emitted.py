@@ -121,6 +121,6 @@ def test_every_metric_read_by_an_alarm_or_a_dashboard_is_emitted() -> None:
 
 def test_the_sync_worker_counts_failures_and_redeliveries() -> None:
     produced = emitted()
-    sync = str(Path("layers/billing/billing/services/stripe_sync.py"))
+    sync = str(Path("layers/billing/billing/services/sync_queue.py"))
     assert sync in produced["StripeSyncFailed"]
     assert sync in produced["StripeSyncRetried"]

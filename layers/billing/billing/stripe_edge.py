@@ -33,6 +33,7 @@ from billing.errors import (
     BillingError,
     InvalidOperation,
     ServiceUnavailable,
+    ValidationFailed,
 )
 from billing.scope import Scope
 from billing.store import secrets
@@ -41,6 +42,10 @@ from billing.store.entities import ACTIVE, Entities
 PROVIDER = "stripe"
 CONNECTION_UNIQUE_FIELD = "active_provider"
 RETRY_AFTER_S = 2
+# Stripe's metadata limits (https://docs.stripe.com/api/metadata): 50 keys, keys up to 40 characters, values up to 500.
+METADATA_MAX_KEYS = 50
+METADATA_MAX_KEY_LENGTH = 40
+METADATA_MAX_VALUE_LENGTH = 500
 
 
 class StripeRejected(BillingError):
@@ -148,6 +153,45 @@ def key(operation: str, *ids: str, params: dict[str, Any] | None = None) -> str:
     """A deterministic idempotency key; with ``params``, one per distinct set of parameters."""
     base = stripe_gateway.idempotency_key(operation, *ids)
     return f"{base}:{digest(params)}" if params is not None else base
+
+
+def metadata(theirs: dict[str, Any] | None, ours: dict[str, str], field: str = "metadata") -> dict[str, str]:
+    """The metadata sent to Stripe: the caller's pairs plus ours, checked against Stripe's limits here (400 naming
+    the offending key) instead of being refused by Stripe half-way through a request."""
+    given = {str(k): v for k, v in (theirs or {}).items()}
+    clashes = sorted(k for k in given if k in ours)
+    if clashes:
+        raise ValidationFailed(
+            f"{field} keys {', '.join(clashes)} are reserved", {"field": field, "reserved_keys": clashes}
+        )
+    merged = {**given, **ours}
+    if len(merged) > METADATA_MAX_KEYS:
+        room = METADATA_MAX_KEYS - len(ours)
+        raise ValidationFailed(
+            f"{field} can have at most {room} keys here (Stripe allows {METADATA_MAX_KEYS}, {len(ours)} are ours)",
+            {"field": field, "max_keys": room},
+        )
+    for name, value in merged.items():
+        if not name or len(name) > METADATA_MAX_KEY_LENGTH:
+            raise ValidationFailed(
+                f"{field} keys must have 1 to {METADATA_MAX_KEY_LENGTH} characters (Stripe's limit): {name[:60]!r}",
+                {"field": f"{field}.{name[:60]}", "max_key_length": METADATA_MAX_KEY_LENGTH},
+            )
+        if not isinstance(value, str) or len(value) > METADATA_MAX_VALUE_LENGTH:
+            raise ValidationFailed(
+                f"{field} values must be strings of at most {METADATA_MAX_VALUE_LENGTH} characters (Stripe's limit): "
+                f"{name!r}",
+                {"field": f"{field}.{name}", "max_value_length": METADATA_MAX_VALUE_LENGTH},
+            )
+    return merged
+
+
+def missing(err: Exception, param: str | None = None) -> bool:
+    """Whether a Stripe error says an object does not exist (``resource_missing``), optionally for ``param``."""
+    error = getattr(err, "error", None)
+    if getattr(error, "code", None) != "resource_missing":
+        return False
+    return param is None or getattr(error, "param", None) in (param, None)
 
 
 def options(idempotency_key: str) -> dict[str, Any]:

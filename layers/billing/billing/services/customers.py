@@ -1,10 +1,16 @@
-"""Customers: create, read, update, archive. ``external_id`` is unique per environment."""
+"""Customers: create, read, update, archive. ``external_id`` is unique per environment.
+
+Changes made through the API go to Stripe through the sync queue (``stripe_sync``): a create when outbound customer
+sync is on; an update or an archive when the customer is linked to a Stripe customer (or outbound sync is on).
+Changes coming from Stripe (``apply_from_stripe``) are written here and never queued back out.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from billing.errors import AlreadyExists, NotFound, ValidationFailed, not_found
+from billing.errors import AlreadyExists, NotFound, ValidationFailed, VersionConflict, not_found
 from billing.ids import new_id
 from billing.observability import logger, metrics
 from billing.schemas.customers import CustomerCreate, CustomerFilter, CustomerUpdate
@@ -13,7 +19,7 @@ from billing.services import mappings, stripe_sync
 from billing.store import catalog
 from billing.store.dynamo import ConditionFailed
 from billing.store.entities import ACTIVE, ARCHIVED
-from billing.timeutil import iso, utcnow
+from billing.timeutil import iso, parse_iso, utcnow
 
 UNIQUE_FIELD = "external_id"
 
@@ -47,12 +53,17 @@ def create(scope: Scope, request: CustomerCreate, actor: str = "api") -> dict[st
             {"source": "linked"},
         )
     if not links:
-        try:
-            stripe_sync.request_customer_sync(scope, created["id"])
-        except Exception:
-            # The customer exists; its Stripe customer is then created when first needed (card setup, invoice sync).
-            logger.exception("could not queue the customer's Stripe sync", extra={"customer_id": created["id"]})
+        _sync_out(scope, created["id"])
     return created
+
+
+def _sync_out(scope: Scope, customer_id: str, *, linked_too: bool = False) -> None:
+    try:
+        stripe_sync.request_customer_sync(scope, customer_id, linked_too=linked_too)
+    except Exception:
+        # The customer is written; its Stripe customer is created (or brought up to date) when next needed (card
+        # setup, invoice sync, the next change), so a queue failure never fails the request.
+        logger.exception("could not queue the customer's Stripe sync", extra={"customer_id": customer_id})
 
 
 def get(scope: Scope, customer_id: str) -> dict[str, Any]:
@@ -86,11 +97,20 @@ def search(scope: Scope, criteria: CustomerFilter) -> list[dict[str, Any]]:
     return criteria.arrange([c for c in catalog.customers().list(scope) if criteria.keep(c)])
 
 
-def update(scope: Scope, current: dict[str, Any], request: CustomerUpdate, actor: str = "api") -> dict[str, Any]:
+def update(
+    scope: Scope,
+    current: dict[str, Any],
+    request: CustomerUpdate,
+    actor: str = "api",
+    *,
+    stripe_as_of: int | None = None,
+) -> dict[str, Any]:
     if current.get("status") != ACTIVE:
         raise NotFound(f"customer {current['id']} is archived", {"entity": "customer", "id": current["id"]})
     changes = request.model_dump(exclude_unset=True, exclude_none=True)
     record = {**current, **changes, "updated_at": iso(utcnow()), "updated_by": actor}
+    if stripe_as_of is not None:
+        record["stripe_as_of"] = stripe_as_of
     record["version"] = int(current["version"]) + 1
     repo = catalog.customers()
     extra = []
@@ -101,13 +121,79 @@ def update(scope: Scope, current: dict[str, Any], request: CustomerUpdate, actor
             repo.release_op(scope, UNIQUE_FIELD, current["external_id"], current["id"]),
         ]
     try:
-        return repo.replace(scope, record, int(current["version"]), extra_ops=extra)
+        updated = repo.replace(scope, record, int(current["version"]), extra_ops=extra)
     except ConditionFailed:
         # Only the claim of the new external id can fail here: someone else holds it.
         raise AlreadyExists(
             f"customer with external_id {new_external!r} already exists",
             {"entity": "customer", "field": "external_id", "value": new_external},
         ) from None
+    if actor != STRIPE_ACTOR:
+        _sync_out(scope, current["id"], linked_too=True)
+    return updated
+
+
+STRIPE_ACTOR = "stripe"
+_FROM_STRIPE_ADDRESS = {
+    "line1": "address_line1",
+    "line2": "address_line2",
+    "city": "address_city",
+    "state": "address_state",
+    "postal_code": "address_postal_code",
+    "country": "address_country",
+}
+
+
+def stripe_changes(current: dict[str, Any], stripe_customer: dict[str, Any]) -> dict[str, Any]:
+    """Name, email and address of a Stripe customer that differ from ours (Stripe's empty fields are not copied)."""
+    theirs: dict[str, Any] = {}
+    for field in ("name", "email"):
+        if stripe_customer.get(field):
+            theirs[field] = stripe_customer[field]
+    for their_key, ours in _FROM_STRIPE_ADDRESS.items():
+        value = (stripe_customer.get("address") or {}).get(their_key)
+        if value:
+            theirs[ours] = value
+    return {k: v for k, v in theirs.items() if current.get(k) != v}
+
+
+def _older(current: dict[str, Any], as_of: datetime) -> bool:
+    """Whether a Stripe snapshot taken at ``as_of`` is older than what we hold: older than the last snapshot applied,
+    or than a change made here (which its own outbound sync takes to Stripe)."""
+    applied = current.get("stripe_as_of")
+    if applied is not None and int(as_of.timestamp()) < int(applied):
+        return True
+    return current.get("updated_by") != STRIPE_ACTOR and parse_iso(current["updated_at"]) > as_of
+
+
+def apply_from_stripe(scope: Scope, customer_id: str, stripe_customer: dict[str, Any], as_of: datetime) -> str:
+    """Copy a linked Stripe customer's name, email and address onto ours; nothing is queued back to Stripe.
+
+    Events carry whole snapshots, so only the newest matters: one older than the last snapshot applied, or than our
+    own last change (``as_of``, the event's time, before ``updated_at``), is not applied; ours is newer and its own
+    sync takes it to Stripe. Values our API would refuse are not copied.
+    """
+    for _ in range(4):
+        current = catalog.customers().find(scope, customer_id)
+        if current is None or current.get("status") != ACTIVE:
+            return "ignored_archived"
+        if _older(current, as_of):
+            return "ignored_older_than_ours"
+        wanted = stripe_changes(current, stripe_customer)
+        if not wanted:
+            return "unchanged"
+        try:
+            request = CustomerUpdate.model_validate(wanted)
+        except ValueError:
+            logger.warning("Stripe customer change refused by validation", extra={"customer_id": customer_id})
+            return "rejected"
+        try:
+            update(scope, current, request, actor=STRIPE_ACTOR, stripe_as_of=int(as_of.timestamp()))
+        except VersionConflict:
+            continue
+        metrics.add_metric(name="CustomerUpdatedFromStripe", unit="Count", value=1)
+        return "updated"
+    raise VersionConflict(f"customer {customer_id} kept changing; retry")
 
 
 def archive(scope: Scope, customer_id: str, actor: str = "api") -> dict[str, Any]:
@@ -125,4 +211,5 @@ def archive(scope: Scope, customer_id: str, actor: str = "api") -> dict[str, Any
     release = repo.release_op(scope, UNIQUE_FIELD, current["external_id"], current["id"])
     archived = repo.replace(scope, record, int(current["version"]), extra_ops=[release])
     metrics.add_metric(name="CustomerArchived", unit="Count", value=1)
+    _sync_out(scope, customer_id, linked_too=True)
     return archived

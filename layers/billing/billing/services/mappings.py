@@ -11,10 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from billing import wiring
-from billing.errors import AlreadyExists
+from billing.errors import AlreadyExists, VersionConflict
 from billing.ids import new_id
 from billing.scope import Scope
-from billing.store.entities import ACTIVE, Entities
+from billing.store.dynamo import ConditionFailed
+from billing.store.entities import ACTIVE, ARCHIVED, Entities
 from billing.timeutil import iso, utcnow
 
 
@@ -86,6 +87,35 @@ def link(
         if again is not None and again["provider_entity_id"] == provider_entity_id:
             return again
         raise
+
+
+def unlink(scope: Scope, mapping: dict[str, Any], reason: str, actor: str = "system") -> bool:
+    """Retire a link: the mapping is archived (kept for the audit trail) and both its claims are released in one
+    transaction, so each side can be linked afresh. Returns False when someone else changed or retired it first."""
+    repo = _repo()
+    entity_claim = f"{mapping['entity_type']}#{mapping['entity_id']}#{mapping['provider_type']}"
+    provider_claim = f"{mapping['provider_type']}#{mapping['entity_type']}#{mapping['provider_entity_id']}"
+    record = {
+        **mapping,
+        "status": ARCHIVED,
+        "metadata": {**(mapping.get("metadata") or {}), "unlinked": reason},
+        "updated_at": iso(utcnow()),
+        "updated_by": actor,
+        "version": int(mapping["version"]) + 1,
+    }
+    try:
+        repo.replace(
+            scope,
+            record,
+            int(mapping["version"]),
+            extra_ops=[
+                repo.release_op(scope, "entity", entity_claim, mapping["id"]),
+                repo.release_op(scope, "provider", provider_claim, mapping["id"]),
+            ],
+        )
+    except (VersionConflict, ConditionFailed):
+        return False
+    return True
 
 
 def update_metadata(scope: Scope, mapping: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:

@@ -1,115 +1,224 @@
-"""Outbound sync to Stripe. Each operation is idempotent: a retry finds the mapping or replays the same request.
+"""Our customers at Stripe, through this environment's Stripe (``billing.stripe_edge``).
 
-Customer sync: with an active Stripe connection whose ``sync_config.customer.outbound`` is on, a customer is
-created in Stripe once. An existing Stripe customer is reused, never duplicated: one named in the request's
-``integration_entity_mapping`` is linked directly, and otherwise Stripe is searched for a customer carrying our id in
-its metadata before one is created (with an idempotency key derived from our customer id).
+Which Stripe customer stands for one of ours is the entity mapping (``mappings``). Every write resumes from what
+exists, so a sync retried a minute or a day later creates nothing twice:
 
-Metrics of the sync worker (service ``stripe.sync``): ``StripeSyncSucceeded`` per object synced, ``StripeSyncFailed``
-per message that failed (it is retried by the queue, then dead-lettered), ``StripeSyncRetried`` per message delivered
-again (SQS ``ApproximateReceiveCount`` > 1). The failure-rate alarm divides the first two.
+1. the stored mapping, else a Stripe customer carrying our id in its metadata (``customers.search``), else a new
+   one. The create sends only what never changes (our customer and environment ids) under a key derived from our id
+   and those parameters: a retry within Stripe's 24 hours replays the same create whatever was renamed in between
+   (never an ``idempotency_error``), and a retry after 24 hours finds the customer by its metadata.
+2. then the fields we own (name, email, address, our ids and the archived flag in metadata) are compared with the
+   Stripe customer and only the differing ones are sent, under a key that names our customer's version. A sync that
+   would change nothing at Stripe sends nothing, so our own update coming back as ``customer.updated`` ends there.
+
+``request_customer_sync`` queues a ``customer.sync`` message: on create when outbound customer sync is on, and on
+update and archive when the customer is linked (or outbound sync is on). Archiving keeps the Stripe customer (its
+invoices, payments and cards are Stripe's records of money) and marks it ``flexprice_archived=true``; an archived
+customer is never created at Stripe. A Stripe customer found deleted is unlinked and a fresh one is created.
+
+Metrics of the sync worker (service ``stripe.sync``): ``StripeSyncSucceeded`` per object synced; ``StripeSyncFailed``
+and ``StripeSyncRetried`` are counted by the queue's consumer (``sync_queue``).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
-from billing import stripe_gateway, wiring
+from billing import stripe_edge, wiring
 from billing.errors import InvalidOperation, NotFound
 from billing.observability import logger, metrics
 from billing.scope import Scope
-from billing.services import connections, mappings
+from billing.services import mappings
 from billing.settings import get_settings
 from billing.store import catalog
+from billing.store.entities import ACTIVE
 
-PROVIDER = "stripe"
+PROVIDER = stripe_edge.PROVIDER
 CUSTOMER_SYNC = "customer.sync"
+ARCHIVED_FLAG = "flexprice_archived"
+_ADDRESS = {
+    "line1": "address_line1",
+    "line2": "address_line2",
+    "city": "address_city",
+    "state": "address_state",
+    "postal_code": "address_postal_code",
+    "country": "address_country",
+}
 
 
-def _outbound(connection: dict[str, Any] | None, entity: str) -> bool:
-    if connection is None:
-        return False
-    return bool(((connection.get("sync_config") or {}).get(entity) or {}).get("outbound"))
-
-
-def request_customer_sync(scope: Scope, customer_id: str) -> bool:
-    """Queue a customer's sync when the environment syncs customers to Stripe. Returns whether it queued."""
-    if not _outbound(connections.active(scope, PROVIDER), "customer"):
-        return False
-    queue_url = get_settings().stripe_sync_queue_url
-    if not queue_url:
-        logger.warning("customer sync wanted but no sync queue is configured", extra={"customer_id": customer_id})
-        return False
-    message = {
+def message(scope: Scope, customer_id: str) -> dict[str, str]:
+    return {
         "kind": CUSTOMER_SYNC,
         "tenant_id": scope.tenant_id,
         "environment_id": scope.environment_id,
         "customer_id": customer_id,
     }
-    wiring.client("sqs").send_message(QueueUrl=queue_url, MessageBody=json.dumps(message))
+
+
+def wanted(scope: Scope, customer_id: str, *, linked_too: bool = False) -> bool:
+    """Whether a change of this customer goes to Stripe: outbound customer sync is on, or (``linked_too``) the
+    customer already has a Stripe customer, which is then kept current."""
+    connection = stripe_edge.active_connection(scope)
+    if connection is None:
+        return False
+    if stripe_edge.syncs(connection, "customer"):
+        return True
+    return linked_too and stripe_edge.linked_customer(scope, customer_id) is not None
+
+
+def request_customer_sync(scope: Scope, customer_id: str, *, linked_too: bool = False) -> bool:
+    """Queue a customer's sync when its changes go to Stripe (``wanted``). Returns whether it queued."""
+    if not wanted(scope, customer_id, linked_too=linked_too):
+        return False
+    queue_url = get_settings().stripe_sync_queue_url
+    if not queue_url:
+        logger.warning("customer sync wanted but no sync queue is configured", extra={"customer_id": customer_id})
+        return False
+    wiring.client("sqs").send_message(QueueUrl=queue_url, MessageBody=json.dumps(message(scope, customer_id)))
     return True
 
 
-def _customer_params(customer: dict[str, Any], scope: Scope) -> dict[str, Any]:
-    params: dict[str, Any] = {
-        "name": customer.get("name"),
-        "metadata": {
-            "flexprice_customer_id": customer["id"],
-            "flexprice_external_id": customer["external_id"],
-            "flexprice_environment_id": scope.environment_id,
-        },
-    }
+# ---------------------------------------------------------------------------------------------- what Stripe holds
+
+
+def identity(scope: Scope, customer_id: str) -> dict[str, str]:
+    """The metadata a Stripe customer is created with: what never changes, so the create's key never does either."""
+    return {"flexprice_customer_id": customer_id, "flexprice_environment_id": scope.environment_id}
+
+
+def desired(scope: Scope, customer: dict[str, Any]) -> dict[str, Any]:
+    """What the Stripe customer should say, from our customer (fields we have no value for are left alone)."""
+    fields: dict[str, Any] = {}
+    if customer.get("name"):
+        fields["name"] = customer["name"]
     if customer.get("email"):
-        params["email"] = customer["email"]
-    address = {
-        "line1": customer.get("address_line1"),
-        "line2": customer.get("address_line2"),
-        "city": customer.get("address_city"),
-        "state": customer.get("address_state"),
-        "postal_code": customer.get("address_postal_code"),
-        "country": customer.get("address_country"),
-    }
-    address = {k: v for k, v in address.items() if v}
+        fields["email"] = customer["email"]
+    address = {theirs: customer.get(ours) for theirs, ours in _ADDRESS.items() if customer.get(ours)}
     if address:
-        params["address"] = address
+        fields["address"] = address
+    metadata = {**identity(scope, customer["id"]), "flexprice_external_id": str(customer.get("external_id") or "")}
+    if customer.get("status") != ACTIVE:
+        metadata[ARCHIVED_FLAG] = "true"
+    fields["metadata"] = {k: v for k, v in metadata.items() if v}
+    return fields
+
+
+def changes(want: dict[str, Any], theirs: dict[str, Any]) -> dict[str, Any]:
+    """The update that makes ``theirs`` (a Stripe customer) say ``want``; empty when it already does."""
+    params: dict[str, Any] = {}
+    for name in ("name", "email"):
+        if name in want and want[name] != theirs.get(name):
+            params[name] = want[name]
+    if "address" in want:
+        current = {k: v for k, v in (theirs.get("address") or {}).items() if v}
+        if want["address"] != current:
+            params["address"] = {key: want["address"].get(key) or "" for key in _ADDRESS}
+    their_metadata = theirs.get("metadata") or {}
+    metadata = {k: v for k, v in want.get("metadata", {}).items() if their_metadata.get(k) != v}
+    if metadata:
+        params["metadata"] = metadata
     return params
 
 
-def sync_customer(scope: Scope, customer_id: str, *, force: bool = False) -> dict[str, Any] | None:
-    """Ensure the customer exists in Stripe; return its mapping, or None when this environment doesn't sync.
+def _plain(obj: Any) -> dict[str, Any]:
+    return obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
 
-    ``force`` syncs even when customer outbound sync is off (invoice sync and card setup need the customer).
+
+# ---------------------------------------------------------------------------------------------- outbound
+
+
+def _find_or_create(edge: stripe_edge.Stripe, scope: Scope, customer_id: str) -> dict[str, Any]:
+    client = edge.client
+    found = client.v1.customers.search({"query": f"metadata['flexprice_customer_id']:'{customer_id}'", "limit": 1})
+    if found.data:
+        logger.info("reusing Stripe customer", extra={"customer_id": customer_id, "stripe_customer": found.data[0].id})
+        return _plain(found.data[0])
+    params = {"metadata": identity(scope, customer_id)}
+    created = client.v1.customers.create(
+        params, stripe_edge.options(stripe_edge.key("customer.create", customer_id, params=params))
+    )
+    metrics.add_metric(name="StripeCustomerCreated", unit="Count", value=1)
+    return _plain(created)
+
+
+def _push(edge: stripe_edge.Stripe, scope: Scope, customer: dict[str, Any], theirs: dict[str, Any]) -> bool:
+    """Send what differs; returns whether anything was sent."""
+    params = changes(desired(scope, customer), theirs)
+    if not params:
+        return False
+    version = str(customer.get("version") or 0)
+    edge.client.v1.customers.update(
+        theirs["id"],
+        params,
+        stripe_edge.options(stripe_edge.key("customer.update", customer["id"], version, params=params)),
+    )
+    metrics.add_metric(name="StripeCustomerUpdated", unit="Count", value=1)
+    return True
+
+
+def _current(edge: stripe_edge.Stripe, stripe_id: str) -> dict[str, Any] | None:
+    """The Stripe customer, or None when Stripe deleted it (or never had it)."""
+    try:
+        theirs = _plain(edge.client.v1.customers.retrieve(stripe_id))
+    except stripe_edge.sdk().InvalidRequestError as err:
+        if stripe_edge.missing(err):
+            return None
+        raise
+    return None if theirs.get("deleted") else theirs
+
+
+def forget_deleted(scope: Scope, stripe_customer_id: str, reason: str = "deleted at Stripe") -> str | None:
+    """Unlink the customer of ours that a deleted Stripe customer stood for. Returns our customer id, if any."""
+    mapping = mappings.find_by_provider_id(scope, PROVIDER, "customer", stripe_customer_id)
+    if mapping is None:
+        return None
+    if mappings.unlink(scope, mapping, reason, actor="stripe"):
+        metrics.add_metric(name="StripeCustomerUnlinked", unit="Count", value=1)
+        logger.info(
+            "Stripe customer unlinked",
+            extra={"customer_id": mapping["entity_id"], "stripe_customer": stripe_customer_id, "reason": reason},
+        )
+    return str(mapping["entity_id"])
+
+
+def sync_customer(
+    scope: Scope, customer_id: str, *, force: bool = False, refresh: bool = False
+) -> dict[str, Any] | None:
+    """Make the Stripe customer of one of ours exist (and, with ``refresh``, say what ours says); its mapping, or
+    None when this environment has no Stripe or does not sync this customer.
+
+    ``force`` creates the Stripe customer even when outbound customer sync is off (invoice sync and card setup need
+    it). Without ``refresh`` a linked customer is returned as linked, with no call to Stripe.
     """
     existing = mappings.find(scope, "customer", customer_id, PROVIDER)
-    if existing is not None:
+    if existing is not None and not refresh:
         return existing
-    connection = connections.active(scope, PROVIDER)
-    if connection is None or not (force or _outbound(connection, "customer")):
-        return None
+    edge = stripe_edge.connect(scope)
+    if edge is None:
+        return existing
     customer = catalog.customers().find(scope, customer_id)
     if customer is None:
         raise NotFound(f"customer {customer_id} was not found", {"entity": "customer", "id": customer_id})
-    client = stripe_gateway.client_for(connections.stripe_credentials(scope, connection)["secret_key"])
-    found = client.v1.customers.search({"query": f"metadata['flexprice_customer_id']:'{customer_id}'", "limit": 1})
-    if found.data:
-        stripe_id = found.data[0].id
-        logger.info("reusing Stripe customer", extra={"customer_id": customer_id, "stripe_customer": stripe_id})
-    else:
-        created = client.v1.customers.create(
-            _customer_params(customer, scope),
-            stripe_gateway.options(stripe_gateway.idempotency_key("customer.create", customer_id)),
-        )
-        stripe_id = created.id
-        metrics.add_metric(name="StripeCustomerCreated", unit="Count", value=1)
-    mapping = mappings.link(scope, "customer", customer_id, PROVIDER, stripe_id, {"source": "outbound"})
+    theirs: dict[str, Any] | None = None
+    if existing is not None:
+        theirs = _current(edge, existing["provider_entity_id"])
+        if theirs is None:
+            forget_deleted(scope, existing["provider_entity_id"], "deleted at Stripe (found on sync)")
+            existing = None
+    if existing is None:
+        if customer.get("status") != ACTIVE or not (force or edge.syncs("customer")):
+            return None
+        theirs = _find_or_create(edge, scope, customer_id)
+        existing = mappings.link(scope, "customer", customer_id, PROVIDER, str(theirs["id"]), {"source": "outbound"})
+    assert theirs is not None
+    _push(edge, scope, customer, theirs)
     metrics.add_metric(name="StripeSyncSucceeded", unit="Count", value=1)
-    return mapping
+    return existing
 
 
 def stripe_customer(scope: Scope, customer_id: str) -> str:
-    """The Stripe customer of one of ours, synced now if it is not yet (card setup, payments, invoice sync)."""
+    """The Stripe customer of one of ours, created now if it has none (card setup, payments, invoice sync)."""
     mapping = sync_customer(scope, customer_id, force=True)
     if mapping is None:
         raise InvalidOperation(
@@ -119,55 +228,7 @@ def stripe_customer(scope: Scope, customer_id: str) -> str:
     return str(mapping["provider_entity_id"])
 
 
-def handle_message(body: dict[str, Any]) -> None:
-    """One message of the Stripe sync queue. A failure is counted and raised: the queue retries the message."""
-    try:
-        _dispatch(body)
-    except Exception as exc:
-        metrics.add_metric(name="StripeSyncFailed", unit="Count", value=1)
-        logger.warning(
-            "Stripe sync failed; the message will be retried",
-            extra={
-                "kind": body.get("kind"),
-                "entity_id": body.get("invoice_id") or body.get("customer_id"),
-                "error": f"{type(exc).__name__}: {exc}",
-            },
-        )
-        raise
-
-
-def _dispatch(body: dict[str, Any]) -> None:
-    scope = Scope(body["tenant_id"], body["environment_id"])
-    if body.get("kind") == CUSTOMER_SYNC:
-        sync_customer(scope, body["customer_id"])
-        return
-    from billing.services import invoice_sync  # imports this module: resolved at call time
-
-    if body.get("kind") == invoice_sync.INVOICE_SYNC:
-        invoice_sync.sync_invoice(scope, body["invoice_id"])
-        return
-    raise ValueError(f"unknown sync message kind {body.get('kind')!r}")
-
-
-Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
-
-
-def counting_redeliveries(handler: Handler) -> Handler:
-    """Wrap the worker's SQS handler: count the batch's redelivered messages as ``StripeSyncRetried``.
-
-    A redelivery is a message whose ``ApproximateReceiveCount`` is above 1: an earlier delivery failed (or timed out)
-    and the queue handed it out again. The metric is added before ``handler`` runs, so its ``log_metrics`` flush
-    publishes it with the rest of the invocation's metrics.
-    """
-
-    def wrapped(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        again = sum(
-            1
-            for record in event.get("Records") or []
-            if int((record.get("attributes") or {}).get("ApproximateReceiveCount") or 1) > 1
-        )
-        if again:
-            metrics.add_metric(name="StripeSyncRetried", unit="Count", value=again)
-        return handler(event, context)
-
-    return wrapped
+def relink(scope: Scope, customer_id: str, stripe_customer_id: str) -> str:
+    """Stripe says the linked customer no longer exists: drop the link and create (or find) a fresh one."""
+    forget_deleted(scope, stripe_customer_id, "missing at Stripe")
+    return stripe_customer(scope, customer_id)

@@ -19,12 +19,13 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from billing import stripe_gateway, wiring
+from billing import stripe_edge, wiring
 from billing.domain.money import from_minor_units
 from billing.errors import AlreadyExists, InvalidOperation, NotFound, ValidationFailed, VersionConflict
 from billing.observability import logger, metrics
+from billing.schemas.customers import CustomerCreate
 from billing.scope import Scope
-from billing.services import connections, customers, invoices, mappings, payment_methods
+from billing.services import customers, invoices, mappings, payment_methods, stripe_sync
 from billing.store import catalog
 from billing.store import invoices as invoice_keys
 from billing.store.dynamo import ConditionFailed
@@ -60,10 +61,10 @@ def _when(unix: Any) -> datetime:
 
 
 def _client(scope: Scope) -> Any:
-    connection = connections.active(scope, PROVIDER)
-    if connection is None:
+    edge = stripe_edge.connect(scope)
+    if edge is None:
         raise UnknownObject("no active Stripe connection in this environment", {"provider": PROVIDER})
-    return stripe_gateway.client_for(connections.stripe_credentials(scope, connection)["secret_key"])
+    return edge.client
 
 
 # ---------------------------------------------------------------------------------------------- invoices
@@ -398,21 +399,25 @@ def payment_intent_failed(scope: Scope, event: dict[str, Any]) -> str:
 
 
 def _inbound(scope: Scope) -> bool:
-    connection = connections.active(scope, PROVIDER)
-    sync = ((connection or {}).get("sync_config") or {}).get("customer") or {}
-    return bool(sync.get("inbound"))
+    return stripe_edge.syncs(stripe_edge.active_connection(scope), "customer", "inbound")
 
 
 def customer_changed(scope: Scope, event: dict[str, Any]) -> str:
-    """``customer.created`` / ``customer.updated``: with inbound customer sync on, link or create ours."""
+    """``customer.created`` / ``customer.updated`` with inbound customer sync on: a linked customer takes the Stripe
+    customer's name, email and address (never echoed back out); an unlinked one is linked to ours or created here."""
     obj = _object(event)
     stripe_id = str(obj["id"])
     if not _inbound(scope):
         return "inbound_off"
-    if mappings.find_by_provider_id(scope, PROVIDER, "customer", stripe_id) is not None:
-        return "already_linked"
+    linked = mappings.find_by_provider_id(scope, PROVIDER, "customer", stripe_id)
+    if linked is not None:
+        if event.get("type") != "customer.updated":
+            return "already_linked"
+        return customers.apply_from_stripe(scope, linked["entity_id"], obj, _when(event.get("created")))
     if obj.get("deleted"):
         return "recorded"
+    if _deleted_at_stripe(scope, stripe_id):
+        return "ignored_deleted"  # a late event about a customer Stripe has deleted since: nothing to link
     metadata = _metadata(obj)
     repo = catalog.customers()
     candidate = repo.find(scope, metadata["flexprice_customer_id"]) if metadata.get("flexprice_customer_id") else None
@@ -430,8 +435,6 @@ def customer_changed(scope: Scope, event: dict[str, Any]) -> str:
             return "conflict"
         mappings.link(scope, "customer", candidate["id"], PROVIDER, stripe_id, {"source": "inbound"}, actor="stripe")
         return "linked"
-    from billing.schemas.customers import CustomerCreate
-
     fields: dict[str, Any] = {
         "external_id": metadata.get("flexprice_external_id") or stripe_id,
         "name": obj.get("name") or email or stripe_id,
@@ -452,6 +455,24 @@ def customer_changed(scope: Scope, event: dict[str, Any]) -> str:
         return "rejected"
     metrics.add_metric(name="CustomerCreatedFromStripe", unit="Count", value=1)
     return "created"
+
+
+def _deleted_at_stripe(scope: Scope, stripe_id: str) -> bool:
+    edge = stripe_edge.connect(scope)
+    if edge is None:
+        return False
+    try:
+        theirs = edge.client.v1.customers.retrieve(stripe_id)
+    except stripe_edge.sdk().InvalidRequestError:
+        return False  # Stripe answers a deleted customer with its stub; anything else is not evidence of deletion
+    return bool(getattr(theirs, "deleted", False))
+
+
+def customer_deleted(scope: Scope, event: dict[str, Any]) -> str:
+    """``customer.deleted``: the link to the deleted Stripe customer is removed (mapping and claims), whatever the
+    sync settings, so the next sync or card setup creates a fresh Stripe customer instead of failing."""
+    ours = stripe_sync.forget_deleted(scope, str(_object(event)["id"]))
+    return "not_linked" if ours is None else "unlinked"
 
 
 # ---------------------------------------------------------------------------------------------- subscriptions
@@ -484,6 +505,7 @@ DISPATCH: dict[str, Effect] = {
     "payment_intent.payment_failed": payment_intent_failed,
     "customer.created": customer_changed,
     "customer.updated": customer_changed,
+    "customer.deleted": customer_deleted,
     "customer.subscription.created": subscription_changed,
     "customer.subscription.updated": subscription_changed,
     "customer.subscription.deleted": subscription_changed,
