@@ -47,13 +47,18 @@ _ADDRESS = {
 }
 
 
-def message(scope: Scope, customer_id: str) -> dict[str, str]:
-    return {
+def message(scope: Scope, customer_id: str, *, refresh: bool = False) -> dict[str, Any]:
+    """A sync message; ``refresh`` (an update or an archive) compares a linked customer with Stripe's, otherwise a
+    linked customer needs nothing (a redelivered create costs no request)."""
+    body: dict[str, Any] = {
         "kind": CUSTOMER_SYNC,
         "tenant_id": scope.tenant_id,
         "environment_id": scope.environment_id,
         "customer_id": customer_id,
     }
+    if refresh:
+        body["refresh"] = True
+    return body
 
 
 def wanted(scope: Scope, customer_id: str, *, linked_too: bool = False) -> bool:
@@ -75,7 +80,8 @@ def request_customer_sync(scope: Scope, customer_id: str, *, linked_too: bool = 
     if not queue_url:
         logger.warning("customer sync wanted but no sync queue is configured", extra={"customer_id": customer_id})
         return False
-    wiring.client("sqs").send_message(QueueUrl=queue_url, MessageBody=json.dumps(message(scope, customer_id)))
+    body = message(scope, customer_id, refresh=linked_too)
+    wiring.client("sqs").send_message(QueueUrl=queue_url, MessageBody=json.dumps(body))
     return True
 
 

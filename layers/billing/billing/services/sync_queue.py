@@ -20,7 +20,7 @@ def dispatch(body: dict[str, Any]) -> None:
     scope = Scope(body["tenant_id"], body["environment_id"])
     kind = body.get("kind")
     if kind == stripe_sync.CUSTOMER_SYNC:
-        stripe_sync.sync_customer(scope, body["customer_id"], refresh=True)
+        stripe_sync.sync_customer(scope, body["customer_id"], refresh=bool(body.get("refresh")))
     elif kind == invoice_sync.INVOICE_SYNC:
         invoice_sync.sync_invoice(scope, body["invoice_id"])
     else:
