@@ -23,7 +23,8 @@ from stripe_emulator.resources import API_VERSION, Api
 from stripe_emulator.store import Account, Clock, expand, new_id, strip_private
 from stripe_emulator.webhooks import Scheduler, Webhooks
 
-IDEMPOTENCY_TTL = 24 * 3600
+IDEMPOTENCY_TTL = 24 * 3600  # https://docs.stripe.com/api/idempotent_requests: keys may be pruned after 24 hours
+KEY_STATES = ("active", "expired", "revoked")
 
 
 @dataclass
@@ -94,6 +95,7 @@ class StripeEmulator:
         self.accounts: dict[str, Account] = {}
         self.faults: list[Fault] = []
         self.outage: Outage | None = None
+        self.key_states: dict[str, str] = {}  # API key -> "expired" | "revoked" (absent: active)
         self.record_requests = record_requests
         self.requests: list[dict[str, Any]] = []
         self.api = Api(self)
@@ -146,6 +148,7 @@ class StripeEmulator:
             self.accounts.clear()
             self.faults.clear()
             self.outage = None
+            self.key_states.clear()
             self.requests.clear()
             self.scheduler.clear()
             self.webhooks.reset()
@@ -196,6 +199,31 @@ class StripeEmulator:
                 return None
             self.outage.refused += 1
             return self.outage.kind
+
+    def configure(self, **values: Any) -> dict[str, Any]:
+        """Change the timing settings (collection_delay, invoice_retry_interval, invoice_max_attempts,
+        dispute_delay, refund_failure_delay)."""
+        with self.lock:
+            for key, value in values.items():
+                if not hasattr(self.settings, key):
+                    raise ValueError(f"unknown setting: {key}")
+                setattr(self.settings, key, type(getattr(self.settings, key))(value))
+            return asdict(self.settings)
+
+    def set_key_state(self, api_key: str, key_state: str) -> dict[str, str]:
+        """Expire or revoke a secret key (every call with it then answers 401), or make it active again."""
+        if key_state not in KEY_STATES:
+            raise ValueError(f"unknown key state {key_state!r}: use {', '.join(KEY_STATES)}")
+        with self.lock:
+            if key_state == "active":
+                self.key_states.pop(api_key, None)
+            else:
+                self.key_states[api_key] = key_state
+            return {"key": _masked(api_key), "state": key_state}
+
+    def key_states_masked(self) -> list[dict[str, str]]:
+        with self.lock:
+            return [{"key": _masked(k), "state": v} for k, v in self.key_states.items()]
 
     def advance_clock(self, seconds: float) -> float:
         self.clock.advance(seconds)
@@ -278,6 +306,7 @@ class StripeEmulator:
                     type="api_error",
                 )
             api_key = _api_key(headers.get("Authorization"))
+            self._check_key_state(api_key)
             raw = body.decode() if method == "POST" else query
             try:
                 params = decode(raw)
@@ -303,7 +332,7 @@ class StripeEmulator:
                 record = None
                 if idem_key:
                     record = acct.idempotency.get(idem_key)
-                    if record is not None and time.time() - record["at"] > IDEMPOTENCY_TTL:
+                    if record is not None and self.clock.now() - record["at"] > IDEMPOTENCY_TTL:
                         record = None
                     if record is not None:
                         if (record["method"], record["path"], record["params"]) != (method, path, params):
@@ -325,7 +354,7 @@ class StripeEmulator:
                             "params": params,
                             "status": status,
                             "body": payload,
-                            "at": time.time(),
+                            "at": self.clock.now(),
                             "request_id": request_id,
                         }
         except StripeError as exc:
@@ -338,6 +367,14 @@ class StripeEmulator:
             base_headers["Original-Request"] = record["request_id"] if record else ""
         self._log(method, path, params, status, payload, idem_key, replayed)
         return _Response(status, json.dumps(payload, indent=2).encode(), "application/json", base_headers, hold=timeout)
+
+    def _check_key_state(self, api_key: str) -> None:
+        with self.lock:
+            key_state = self.key_states.get(api_key)
+        if key_state == "expired":
+            raise StripeError(401, f"Expired API Key provided: {_masked(api_key)}", code="api_key_expired")
+        if key_state == "revoked":
+            raise StripeError(401, f"Invalid API Key provided: {_masked(api_key)}")
 
     def _execute(
         self, acct: Account, method: str, path: str, params: dict[str, Any], request_id: str, idem_key: str | None
@@ -428,6 +465,14 @@ class StripeEmulator:
             return self.start_outage(str(data.get("kind", "503")))
         if route == ("DELETE", "outage"):
             return self.end_outage()
+        if route == ("GET", "settings"):
+            return self.configure()
+        if route == ("POST", "settings"):
+            return self.configure(**data)
+        if route == ("GET", "keys"):
+            return self.key_states_masked()
+        if route == ("POST", "keys"):
+            return self.set_key_state(str(data["key"]), str(data.get("state", "revoked")))
         if route == ("GET", "clock"):
             return {"now": self.clock.now(), "offset": self.clock.offset}
         if route == ("POST", "clock", "advance"):
@@ -526,10 +571,14 @@ def _api_key(header: str | None) -> str:
             key = ""
     elif scheme.lower() != "bearer":
         key = ""
-    if not (key.startswith(("sk_test_", "rk_test_")) and len(key) > len("sk_test_")):
-        shown = key[:8] + "*" * 4 + key[-4:] if len(key) > 12 else key
-        raise StripeError(401, f"Invalid API Key provided: {shown}")
+    prefixes = ("sk_test_", "rk_test_", "sk_live_", "rk_live_")
+    if not (key.startswith(prefixes) and len(key) > len("sk_test_")):
+        raise StripeError(401, f"Invalid API Key provided: {_masked(key)}")
     return key
+
+
+def _masked(key: str) -> str:
+    return key[:8] + "*" * 4 + key[-4:] if len(key) > 12 else key
 
 
 class _Server(ThreadingHTTPServer):

@@ -216,6 +216,8 @@ class Invoices(Checkout):
     def _recompute(self, acct: Account, inv: Obj) -> None:
         """Totals from the items, in integer minor units: subtotal = total = Σ amounts (no tax or discounts)."""
         lines = [self._line(i) for i in self._items_of(acct, inv)]
+        for line in lines:
+            line["livemode"] = acct.livemode
         inv["_lines"] = lines
         inv["lines"] = {
             "object": "list",

@@ -14,7 +14,7 @@ from stripe_emulator import StripeEmulator
 
 def test_authentication_is_required_and_checked(emulator: StripeEmulator) -> None:
     with pytest.raises(stripe.AuthenticationError) as bad:
-        stripe.StripeClient("sk_live_nope", base_addresses={"api": emulator.url}).v1.customers.list()
+        stripe.StripeClient("pk_test_nope", base_addresses={"api": emulator.url}).v1.customers.list()
     assert bad.value.http_status == 401
     assert bad.value.error.type == "invalid_request_error"
     request = urllib.request.Request(f"{emulator.url}/v1/customers")
