@@ -10,6 +10,8 @@ PY := $(VENV)/bin/python
 SAM_VENV := .tools/sam
 SAM := $(SAM_VENV)/bin/sam
 SAM_VERSION := 1.170.0
+CHECKOV_VENV := .tools/checkov
+CHECKOV_VERSION := 3.3.30
 export PYTHONPATH := $(CURDIR)/layers/billing:$(CURDIR)
 export PATH := $(PY_BIN_DIR):$(PATH)
 export AWS_DEFAULT_REGION ?= us-east-1
@@ -36,7 +38,14 @@ $(SAM_VENV)/.installed:
 	$(SAM_VENV)/bin/python -m pip install -q aws-sam-cli==$(SAM_VERSION)
 	touch $@
 
-tools: $(SAM_VENV)/.installed ## Install the AWS SAM CLI in its own tool environment
+# checkov (the template's security scan) pins its own dependencies, so it gets its own environment too.
+$(CHECKOV_VENV)/.installed:
+	$(PYTHON313) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install -q --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install -q checkov==$(CHECKOV_VERSION)
+	touch $@
+
+tools: $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed ## Install the AWS SAM CLI and checkov in their own tool environments
 
 run: venv ## Start the local stack on 127.0.0.1 (API :3000, function URLs :3001, AWS :5000)
 	$(PY) -m devstack
@@ -70,7 +79,7 @@ e2e: venv ## End-to-end tier (the local stack over HTTP)
 stripe-emulator-test: venv ## The Stripe emulator's own tests (official SDK, validated against Stripe's spec)
 	$(VENV)/bin/pytest tests/stripe_emulator -q -n 2
 
-template-test: venv tools ## Template tier: sam validate --lint, sam build, invariants
+template-test: venv tools ## Template tier: sam validate --lint, sam build, checkov, invariants
 	$(VENV)/bin/pytest tests/template -q
 
 test: venv tools lint typecheck ## Every tier, from scratch

@@ -72,3 +72,64 @@ def test_refused_key_reaches_handlers_as_401_envelope(aws_endpoint):
         "message": "missing key",
         "http_status_code": 401,
     }
+
+
+def test_a_key_with_surrounding_whitespace_is_the_same_key(aws_endpoint):
+    tenant, _, _, key = bootstrap()
+    for presented in (f" {key}", f"{key} ", f"\t{key}  "):
+        assert authorize(presented)["context"]["tenant_id"] == tenant["id"], repr(presented)
+
+
+def _reader_fails(monkeypatch) -> None:
+    from billing.errors import ServiceUnavailable
+    from billing.store import lean
+
+    def unavailable(*_args, **_kwargs):
+        raise ServiceUnavailable("storage is unavailable; retry shortly", {"retry_after": 1})
+
+    monkeypatch.setattr(lean.LeanTable, "get", unavailable)
+
+
+def test_an_authorizer_that_cannot_read_keys_lets_the_function_decide(aws_endpoint, monkeypatch):
+    _, _, _, key = bootstrap()
+    _reader_fails(monkeypatch)
+    assert authorize(key) == {
+        "isAuthorized": True,
+        "context": {apikeys.AUTH_UNAVAILABLE: "the API key could not be checked"},
+    }
+
+
+def test_the_function_checks_the_key_itself_when_the_authorizer_could_not(aws_endpoint):
+    from tests.support.api import call
+
+    tenant, env, _, key = bootstrap()
+    unavailable = {apikeys.AUTH_UNAVAILABLE: "the API key could not be checked"}
+    created = call(
+        "POST", "/api/v1/customers", tenant=(tenant["id"], env["id"]), body={"external_id": "c-1", "name": "C One"}
+    )
+    assert created.status == 201
+    res = call("GET", "/api/v1/customers", tenant=None, authorizer=unavailable, headers={"x-api-key": key})
+    assert res.status == 200, res.text
+    assert [c["external_id"] for c in res.body["items"]] == ["c-1"]  # this key's tenant, found by the function
+    res = call("GET", "/api/v1/customers", tenant=None, authorizer=unavailable, headers={"x-api-key": "bk_" + "x" * 40})
+    assert (res.status, res.body["code"]) == (401, "unauthorized")
+
+
+def test_when_neither_can_read_the_key_the_answer_is_503_with_retry_after(aws_endpoint, monkeypatch):
+    from botocore.retries.standard import ExponentialBackoff
+
+    from tests.support.api import call
+    from tests.support.dynamo_faults import INTERNAL, inject
+
+    monkeypatch.setitem(ExponentialBackoff._SERVICE_BACKOFF_CONFIG["dynamodb"], "non_throttling_base_scale", 0.002)
+    _, _, _, key = bootstrap()
+    unavailable = {apikeys.AUTH_UNAVAILABLE: "the API key could not be checked"}
+    wiring.reset()
+    try:
+        with inject("GetItem", INTERNAL):
+            res = call("GET", "/api/v1/customers", tenant=None, authorizer=unavailable, headers={"x-api-key": key})
+    finally:
+        wiring.reset()
+    assert res.status == 503, res.text
+    assert res.headers["Retry-After"] == "1"
+    assert (res.body["code"], res.body["http_status_code"]) == ("service_unavailable", 503)

@@ -57,8 +57,13 @@ def call(
     query: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
     auth: dict[str, str] | None = None,
+    authorizer: dict[str, str] | None = None,
 ) -> Response:
-    """Route ``method path`` as API Gateway would and invoke the function's handler."""
+    """Route ``method path`` as API Gateway would and invoke the function's handler.
+
+    ``tenant`` gives the authorizer's context for a valid key of that tenant (``auth`` adds to it); ``authorizer``
+    replaces it whole (for example the context of an authorizer that could not read the key).
+    """
     method = method.upper()
     for route, regex in routes():
         match = regex.match(path)
@@ -79,7 +84,7 @@ def call(
         raw_query=urlencode(query or {}),
         headers={"content-type": "application/json", **(headers or {})},
         body=data,
-        authorizer_context=context if context is not None else {"auth_error": "missing key"},
+        authorizer_context=authorizer or (context if context is not None else {"auth_error": "missing key"}),
     )
     fn = _function(route.function)
     result = load_handler(fn.module_path, fn.attribute)(event, LambdaContext(route.function))

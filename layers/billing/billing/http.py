@@ -25,6 +25,7 @@ from billing import ratelimit, wiring
 from billing.errors import BillingError, PayloadTooLarge, ServiceUnavailable, Unauthorized, ValidationFailed
 from billing.observability import logger, metrics
 from billing.scope import Scope
+from billing.services.apikeys import AUTH_UNAVAILABLE, authorize
 from billing.settings import get_settings
 
 M = TypeVar("M", bound=BaseModel)
@@ -92,13 +93,18 @@ class Request:
         self.headers: dict[str, str] = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
         self.request_id: str = ctx.get("requestId", "")
         self._scope: Scope | None = None
+        self._authorizer: Mapping[str, Any] | None = None
         self.body: Any = None
         self.quota: ratelimit.Quota | None = None
 
     @property
     def authorizer(self) -> Mapping[str, Any]:
-        """The context the API key authorizer returned for this request."""
-        return authorizer_context(self.event)
+        """The context the API key authorizer returned for this request (checked again here if it could not)."""
+        if self._authorizer is None:
+            self._authorizer = authorizer_context(self.event)
+            if AUTH_UNAVAILABLE in self._authorizer:
+                self._authorizer = recheck_key(self.headers.get("x-api-key"))
+        return self._authorizer
 
     @property
     def key_id(self) -> str:
@@ -107,7 +113,7 @@ class Request:
     @property
     def scope(self) -> Scope:
         if self._scope is None:
-            self._scope = scope_of(self.event)
+            self._scope = scope_from(self.authorizer)
         return self._scope
 
     def raw_body(self) -> bytes:
@@ -158,9 +164,17 @@ def authorizer_context(event: Mapping[str, Any]) -> Mapping[str, Any]:
     return auth
 
 
+def recheck_key(key: str | None) -> Mapping[str, Any]:
+    """The authorizer's answer for ``key``, read by this function; storage faults answer 503 with Retry-After."""
+    return authorize(wiring.entities(), key)
+
+
 def scope_of(event: Mapping[str, Any]) -> Scope:
     """Tenant and environment resolved by the authorizer; a request without them is refused."""
-    auth = authorizer_context(event)
+    return scope_from(authorizer_context(event))
+
+
+def scope_from(auth: Mapping[str, Any]) -> Scope:
     tenant, environment = auth.get("tenant_id"), auth.get("environment_id")
     if not tenant or not environment:
         raise Unauthorized(auth.get("auth_error") or "a valid x-api-key header is required")

@@ -23,6 +23,13 @@ if TYPE_CHECKING:
     from billing.store.dynamo import Table
 
 
+# The authorizer's context when it could not read the key (storage faults): the function checks the key itself
+# (billing.http.recheck_key). API Gateway caches the authorizer's answer per key, so a refusal there would outlive
+# the fault and an error would be its bare 500; this costs the key one extra read per request until the cached
+# answer expires (docs/decisions.md D2).
+AUTH_UNAVAILABLE = "auth_unavailable"
+
+
 class KeyReader(Protocol):
     def get(self, pk: str, sk: str, *, consistent: bool = True) -> dict[str, Any] | None: ...
 
@@ -129,7 +136,11 @@ def revoke_key(table: Table, key_id: str) -> dict[str, Any]:
 
 
 def authorize(table: KeyReader, key: str | None) -> dict[str, str]:
-    """The authorizer's context for a key: tenant and environment, or the reason it is refused."""
+    """The authorizer's context for a key: tenant and environment, or the reason it is refused.
+
+    Surrounding whitespace is not part of a key (HTTP trims it from header values; clients and copy-paste add it).
+    """
+    key = (key or "").strip()
     if not key:
         return {"auth_error": "a valid x-api-key header is required"}
     item = table.get(f"apikey#{hash_key(key)}", "apikey", consistent=False)

@@ -3,8 +3,9 @@
 The authorizer runs before every uncached request, so its cold start is on the critical path of a client's
 first call. botocore alone costs ~250 ms to import and build a client; this module needs only the standard
 library. It signs with AWS Signature Version 4 exactly as botocore does (a unit test compares the two byte for
-byte), uses the Lambda's credentials from the environment, keeps one connection alive across warm invocations,
-and retries throttling and 5xx twice with backoff.
+byte), uses the Lambda's credentials from the environment, keeps one connection per thread alive across warm
+invocations (Lambda runs one invocation at a time; the local stack runs many in threads, and an HTTP connection
+carries one request at a time), and retries throttling and 5xx twice with backoff.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import hashlib
 import hmac
 import http.client
 import json
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -110,13 +112,21 @@ class LeanDynamo:
         self.https = url.scheme == "https"
         self.host = url.netloc
         self.timeout = TIMEOUT_S if timeout is None else timeout
-        self._conn: http.client.HTTPConnection | None = None
+        self._local = threading.local()
 
     def _connection(self) -> http.client.HTTPConnection:
-        if self._conn is None:
+        conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
+        if conn is None:
             cls = http.client.HTTPSConnection if self.https else http.client.HTTPConnection
-            self._conn = cls(self.host, timeout=self.timeout)
-        return self._conn
+            conn = self._local.conn = cls(self.host, timeout=self.timeout)
+        return conn
+
+    def _drop_connection(self) -> None:
+        conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            with contextlib.suppress(OSError):
+                conn.close()
 
     def _call(self, operation: str, payload: Mapping[str, Any]) -> dict[str, Any]:
         body = json.dumps(payload, separators=(",", ":")).encode("utf-8")
@@ -138,7 +148,7 @@ class LeanDynamo:
                 resp = conn.getresponse()
                 data = resp.read()
             except (OSError, http.client.HTTPException) as exc:
-                self._conn = None
+                self._drop_connection()
                 last_error = exc
                 continue
             if resp.status == 200:
