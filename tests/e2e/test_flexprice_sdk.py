@@ -145,3 +145,14 @@ def test_events_and_usage_through_the_sdk(sdk):
         end_time=(now + timedelta(minutes=1)).isoformat().replace("+00:00", "Z"),
     )
     assert usage.value == 125 + 10 + 20 + 30
+    analytics = sdk.events.get_usage_analytics(
+        external_customer_id=customer,
+        feature_ids=[feature.id],
+        start_time=now - timedelta(hours=1),
+        end_time=now + timedelta(minutes=1),
+        window_size="MINUTE",
+    )
+    (item,) = analytics.items
+    assert item.feature_id == feature.id and item.meter_id == feature.meter_id
+    assert item.total_usage == "185" and item.event_count == 4
+    assert sum(int(p.usage) for p in item.points) == 185 and sum(p.event_count for p in item.points) == 4

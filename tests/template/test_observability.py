@@ -103,7 +103,7 @@ def test_the_four_dashboards_exist_and_their_bodies_are_json() -> None:
         widgets = body["widgets"]
         assert len(widgets) >= 4, logical
         for widget in widgets:
-            assert widget["type"] in ("text", "metric", "alarm", "log"), logical
+            assert widget["type"] in ("text", "metric", "alarm", "log", "custom"), logical
             assert {"x", "y", "width", "height", "properties"} <= set(widget), logical
 
 
@@ -119,3 +119,10 @@ def test_top_customers_come_from_a_contributor_insights_rule_on_the_ingest_logs(
     assert any("insightRule" in w["properties"] for w in usage["widgets"])
     # one metric per customer is exactly what the rule replaces
     assert not any("external_customer_id" in json.dumps(a["Properties"], default=repr) for a in ALARMS.values())
+
+
+def test_the_usage_dashboard_reads_the_usage_counters_through_its_widget_function() -> None:
+    usage = json.loads(_substitute(RESOURCES["UsageAnalyticsDashboard"]["Properties"]["DashboardBody"]))
+    (widget,) = [w for w in usage["widgets"] if w["type"] == "custom"]
+    assert widget["properties"]["endpoint"] == "placeholder-DashboardUsageWidgetFunction-Arn"
+    assert set(widget["properties"]["params"]) == {"tenant_id", "environment_id"}

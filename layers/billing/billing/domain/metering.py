@@ -432,6 +432,8 @@ class Usage:
     value: Decimal
     windows: list[tuple[datetime, Decimal]]
     invalid_events: int
+    events: int = 0  # events of the range counted (history before it excluded)
+    window_events: list[int] = field(default_factory=list)
 
 
 # -- exact bounds: whole minutes from the counters, the partial edge minutes from the events -----------
@@ -535,11 +537,14 @@ def evaluate(
     total_span = exact_span(cells, points, start, end)
     total = value_of(meter, total_span, start, end, carried)
     results = []
+    counts = []
     if window:
         for label, lo, hi in windows(window, start, end, anchor):
-            results.append((label, value_of(meter, exact_span(cells, points, lo, hi), lo, hi)))
+            data = exact_span(cells, points, lo, hi)
+            results.append((label, value_of(meter, data, lo, hi)))
+            counts.append(data.cell.count)
     invalid = total_span.cell.invalid + (carried.invalid if carried else 0)
-    return Usage(total, results, invalid)
+    return Usage(total, results, invalid, total_span.cell.count, counts)
 
 
 def needed_buckets(

@@ -109,4 +109,5 @@ def dashboard_out(summary: dict[str, Any]) -> dict[str, Any]:
             "churn_rate": rate(subs["churned"], subs["active_at_start"]),
         },
         "customers": {"created": summary["customers"]["created"]},
+        "usage": summary["usage"],
     }

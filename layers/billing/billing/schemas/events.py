@@ -184,3 +184,32 @@ class EventsQuery(Edge):
 
 class LookupQuery(Edge):
     id: str = Field(min_length=1, max_length=255)
+
+
+GROUPS_KEPT = ("feature_id",)
+
+
+class UsageAnalyticsQuery(Edge):
+    """Flexprice ``GetUsageAnalyticsRequest``. Usage is kept per customer and meter, so one customer is required,
+    items are per feature (``group_by`` ``feature_id``), and dimensions the counters do not keep (``sources``,
+    ``property_filters``, grouping by ``source`` or a property) are refused by the service."""
+
+    external_customer_id: str = Field(min_length=1, max_length=255)
+    start_time: Timestamp | None = None
+    end_time: Timestamp | None = None
+    window_size: WindowSize | None = None
+    feature_ids: list[str] = Field(default_factory=list, max_length=1000)
+    group_by: list[str] = Field(default_factory=list, max_length=10)
+    sources: list[str] = Field(default_factory=list, max_length=100)
+    property_filters: dict[str, list[str]] = Field(default_factory=dict)
+    expand: list[str] = Field(default_factory=list, max_length=10)
+    include_children: bool = False
+    breakdown_bucket: bool = False
+
+    _upper_window = field_validator("window_size", mode="before")(_upper)
+    _filters_shape = field_validator("property_filters", mode="before")(_filters)
+
+    @field_validator("feature_ids", "group_by", "sources", "expand", mode="before")
+    @classmethod
+    def _no_list(cls, value: Any) -> Any:
+        return [] if value is None else value

@@ -34,6 +34,7 @@ from billing import wiring
 from billing.schemas.dashboard import DashboardQuery
 from billing.schemas.invoices import InvoiceStatus, PaymentStatus
 from billing.scope import Scope
+from billing.services import analytics
 from billing.store.entities import entity_pk
 from billing.timeutil import parse_iso
 
@@ -159,4 +160,5 @@ def summary(scope: Scope, query: DashboardQuery, now: datetime) -> dict[str, Any
     out["customers"]["created"] = sum(
         1 for customer in partition(scope, "customer") if _within(customer.get("created_at"), start, end)
     )
+    out["usage"] = analytics.usage_summary(scope, start, end)
     return out

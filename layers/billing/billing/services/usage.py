@@ -28,7 +28,7 @@ def _customer(scope: Scope, external_id: str | None, customer_id: str | None) ->
     return str(customer["external_id"])
 
 
-def _range(start: datetime | None, end: datetime | None, now: datetime) -> tuple[datetime, datetime]:
+def period(start: datetime | None, end: datetime | None, now: datetime) -> tuple[datetime, datetime]:
     """Bounds are kept to the millisecond (as event times are); the default end is the end of the current minute,
     the default start seven days before the end."""
     hi = m.truncate_ms(end) if end else m.floor_minute(now) + timedelta(minutes=1)
@@ -41,7 +41,7 @@ def _range(start: datetime | None, end: datetime | None, now: datetime) -> tuple
     return lo, hi
 
 
-def _check_windows(window: str | None, start: datetime, end: datetime, anchor: datetime | None) -> None:
+def check_windows(window: str | None, start: datetime, end: datetime, anchor: datetime | None) -> None:
     if window and m.count_windows(window, start, end, anchor) > MAX_WINDOWS:
         raise ValidationFailed(
             f"invalid request: window_size: the range holds more than {MAX_WINDOWS} {window} windows",
@@ -99,7 +99,7 @@ def _points(scope: Scope, meter: m.Meter, items: list[dict[str, Any]], *, by_nam
     return out
 
 
-def _number(value: Decimal) -> Decimal:
+def number_of(value: Decimal) -> Decimal:
     return value.normalize() if value == value.to_integral_value() else value
 
 
@@ -107,8 +107,8 @@ def render(usage: m.Usage, event_name: str, kind: str) -> dict[str, Any]:
     out: dict[str, Any] = {
         "event_name": event_name,
         "type": kind,
-        "value": _number(usage.value),
-        "results": [{"window_size": iso(label), "value": _number(value)} for label, value in usage.windows],
+        "value": number_of(usage.value),
+        "results": [{"window_size": iso(label), "value": number_of(value)} for label, value in usage.windows],
     }
     if usage.invalid_events:
         out["invalid_events"] = usage.invalid_events
@@ -132,8 +132,8 @@ def _check_query_filters(meter: m.Meter, filters: dict[str, list[str]]) -> None:
 def by_meter(scope: Scope, request: UsageByMeterQuery, now: datetime) -> dict[str, Any]:
     meter = m.Meter.from_record(catalog.meters().get(scope, request.meter_id))
     _check_query_filters(meter, request.filters)
-    start, end = _range(request.start_time, request.end_time, now)
-    _check_windows(request.window, start, end, request.billing_anchor)
+    start, end = period(request.start_time, request.end_time, now)
+    check_windows(request.window, start, end, request.billing_anchor)
     customer = _customer(scope, request.external_customer_id, request.customer_id)
     usage = compute(scope, customer, meter, start, end, request.window, request.billing_anchor)
     return render(usage, meter.event_name, meter.aggregation)
@@ -154,8 +154,8 @@ def _compatible(meter: m.Meter, request: UsageQuery) -> bool:
 
 def by_event_name(scope: Scope, request: UsageQuery, now: datetime) -> dict[str, Any]:
     """Usage by event name and aggregation, read from the counters of a meter that keeps it."""
-    start, end = _range(request.start_time, request.end_time, now)
-    _check_windows(request.window, start, end, request.billing_anchor)
+    start, end = period(request.start_time, request.end_time, now)
+    check_windows(request.window, start, end, request.billing_anchor)
     kind = request.aggregation_type
     by_name = kind == m.COUNT and not any(request.filters.values())
     source: m.Meter | None = None
