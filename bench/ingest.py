@@ -235,7 +235,8 @@ def main() -> int:
     from tests.support.api import call
 
     with aws.moto_server() as endpoint:
-        names = aws.provision_template(endpoint).tables
+        # Generous read budget: the embedded DynamoDB on a shared machine answers slower than DynamoDB does.
+        names = aws.provision_template(endpoint, {"AwsReadTimeout": "30"}).tables
         from tests.support.metering import counting_reads, create_meter  # installs serializable transactions
 
         ddb = wiring.client("dynamodb")
