@@ -6,6 +6,8 @@ import uuid
 
 import pytest
 
+from billing import stripe_edge
+from billing.errors import ServiceUnavailable
 from billing.scope import Scope
 from billing.services import payment_methods
 from tests.integration.test_stripe_customer_sync import connect, create_customer
@@ -100,3 +102,120 @@ def test_unknown_or_foreign_customer_is_404(tenant, other_tenant, stripe_key):
     assert setup(other_tenant, customer["id"]).status == 404
     assert setup(tenant, "cust_01KAXS2E5Q3V8W9Y0Z1A2B3C4D").status == 404
     assert call("GET", f"/api/v1/customers/{customer['id']}/payment-methods", tenant=other_tenant).status == 404
+
+
+# ---------------------------------------------------------------------------------------------- Stripe failures
+
+
+def revoke_key(tenant, bad_key: str) -> None:
+    """The environment's stored key stops working at Stripe (rotated or revoked there after it was checked)."""
+    from billing import stripe_edge, wiring
+    from billing.store import secrets
+
+    scope = Scope(*tenant)
+    connection = stripe_edge.active_connection(scope)
+    assert connection is not None
+    wiring.entities().update(
+        f"{scope.prefix}#connection",
+        connection["id"],
+        "SET secret_ciphertext = :c",
+        values={":c": secrets.encrypt(scope, connection["id"], {"secret_key": bad_key})},
+    )
+
+
+def test_a_key_stripe_rejects_is_a_clear_400_on_every_card_path(tenant, stripe_key):
+    connect(tenant, stripe_key)
+    customer = create_customer(tenant)
+    assert setup(tenant, customer["id"]).status == 201  # linked to a Stripe customer while the key worked
+    revoke_key(tenant, "sk_live_51RevokedRevokedRevoked000")
+    res = setup(tenant, customer["id"])
+    assert res.status == 400, res.text
+    assert res.body["code"] == "stripe_authentication_failed"
+    assert res.body["details"]["stripe_http_status"] == 401 and "PUT /connections" in res.body["message"]
+    listed = call("GET", f"/api/v1/customers/{customer['id']}/payment-methods", tenant=tenant)
+    assert listed.status == 400 and listed.body["code"] == "stripe_authentication_failed"
+    with pytest.raises(stripe_edge.StripeAuthenticationFailed):
+        payment_methods.set_default(Scope(*tenant), customer["id"], "pm_card_visa")
+
+
+def test_stripe_unreachable_is_503_with_retry_after_on_every_card_path(tenant, stripe_emulator, stripe_key):
+    connect(tenant, stripe_key)
+    customer = create_customer(tenant)
+    assert setup(tenant, customer["id"]).status == 201
+    stripe_emulator.start_outage("503")
+    try:
+        res = setup(tenant, customer["id"])
+        listed = call("GET", f"/api/v1/customers/{customer['id']}/payment-methods", tenant=tenant)
+        with pytest.raises(ServiceUnavailable):
+            payment_methods.set_default(Scope(*tenant), customer["id"], "pm_card_visa")
+    finally:
+        stripe_emulator.end_outage()
+    for answer in (res, listed):
+        assert answer.status == 503, answer.text
+        assert answer.body["code"] == "service_unavailable"
+        assert {k.lower(): v for k, v in answer.headers.items()}["retry-after"] == "2"
+
+
+def test_stripe_refusing_a_request_is_a_400_with_stripes_code(tenant, stripe_key):
+    connect(tenant, stripe_key)
+    customer = create_customer(tenant)
+    assert setup(tenant, customer["id"]).status == 201
+    with pytest.raises(stripe_edge.StripeRejected) as refused:
+        payment_methods.set_default(Scope(*tenant), customer["id"], "pm_does_not_exist")
+    assert refused.value.http_status == 400 and refused.value.details["stripe_code"] == "resource_missing"
+
+
+@pytest.mark.parametrize(
+    ("metadata", "field"),
+    [
+        ({"k" * 41: "v"}, "metadata." + "k" * 41),
+        ({"note": "x" * 501}, "metadata.note"),
+        ({f"key{n}": "v" for n in range(47)}, "metadata"),  # 47 of the caller's and 4 of ours: 51 > 50
+        ({"flexprice_customer_id": "cust_other"}, "metadata"),
+    ],
+)
+def test_metadata_beyond_stripes_limits_is_400_and_nothing_reaches_stripe(
+    tenant, stripe_emulator, stripe_key, metadata, field
+):
+    connect(tenant, stripe_key, customer_outbound=False)
+    customer = create_customer(tenant)
+    res = setup(tenant, customer["id"], metadata=metadata)
+    assert res.status == 400, res.text
+    assert res.body["code"] == "validation_error" and field in res.text
+    assert stripe_emulator.objects(stripe_key, "checkout.session") == []
+    assert stripe_emulator.objects(stripe_key, "customer") == []  # refused before anything was sent
+
+
+def test_metadata_at_stripes_limits_is_sent(tenant, stripe_emulator, stripe_key):
+    connect(tenant, stripe_key)
+    customer = create_customer(tenant)
+    res = setup(tenant, customer["id"], metadata={f"{n:02d}" + "k" * 38: "v" * 500 for n in range(20)})
+    assert res.status == 201, res.text
+    [session] = stripe_emulator.objects(stripe_key, "checkout.session")
+    assert len(session["metadata"]) == 24 and session["metadata"]["00" + "k" * 38] == "v" * 500
+
+
+# ---------------------------------------------------------------------------------------------- deleted at Stripe
+
+
+def test_a_stripe_customer_deleted_before_its_event_arrived_is_replaced_on_card_setup(
+    tenant, stripe_emulator, stripe_key
+):
+    import stripe
+
+    from billing.services import mappings
+
+    connect(tenant, stripe_key)
+    customer = create_customer(tenant)
+    first = setup(tenant, customer["id"]).body
+    [old] = stripe_emulator.objects(stripe_key, "customer")
+    stripe.StripeClient(stripe_key, base_addresses={"api": stripe_emulator.url}).v1.customers.delete(old["id"])
+    # customer.deleted has not been applied here: the link still names the deleted customer
+    res = setup(tenant, customer["id"])
+    assert res.status == 201, res.text
+    assert res.body["checkout_session_id"] != first["checkout_session_id"]
+    [fresh] = stripe_emulator.objects(stripe_key, "customer")
+    assert fresh["id"] != old["id"] and fresh["metadata"]["flexprice_customer_id"] == customer["id"]
+    assert mappings.find(Scope(*tenant), "customer", customer["id"], "stripe")["provider_entity_id"] == fresh["id"]
+    sessions = {s["id"]: s for s in stripe_emulator.objects(stripe_key, "checkout.session")}
+    assert sessions[res.body["checkout_session_id"]]["customer"] == fresh["id"]

@@ -127,3 +127,58 @@ def test_other_tenant_sees_nothing(tenant, other_tenant):
     assert call("DELETE", f"/api/v1/connections/{cid}", tenant=other_tenant).status == 404
     assert call("GET", "/api/v1/connections", tenant=other_tenant).body["pagination"]["total"] == 0
     assert call("GET", f"/api/v1/connections/{cid}", tenant=tenant).body["connection_status"] == "active"
+
+
+# ---------------------------------------------------------------------------------------------- the key, checked
+
+
+def test_the_secret_key_is_checked_with_stripe_and_its_mode_recorded(tenant, stripe_emulator):
+    def checks() -> int:
+        return sum(1 for r in stripe_emulator.request_log() if r["path"] == "/v1/balance" and r["status"] == 200)
+
+    before = checks()
+    res = call("POST", "/api/v1/connections", tenant=tenant, body=body())
+    assert res.status == 201, res.text
+    assert res.body["livemode"] is False  # Stripe said so: a test-mode key
+    assert checks() == before + 1  # one authenticated call
+    assert call("GET", f"/api/v1/connections/{res.body['id']}", tenant=tenant).body["livemode"] is False
+
+
+def test_a_key_stripe_rejects_is_refused_and_nothing_is_written(tenant, stripe_emulator):
+    rejected = "sk_live_51RejectedKeyRejectedKey0000"  # the emulator, like a test account, refuses live keys
+    res = call("POST", "/api/v1/connections", tenant=tenant, body=body(encrypted_secret_data={"secret_key": rejected}))
+    assert res.status == 400, res.text
+    assert res.body["code"] == "stripe_authentication_failed"
+    assert "Invalid API Key" in res.body["message"] and res.body["details"]["stripe_http_status"] == 401
+    assert rejected not in res.text
+    assert call("GET", "/api/v1/connections", tenant=tenant).body["pagination"]["total"] == 0
+    # nothing holds the environment's one active connection: a good key is accepted next
+    assert call("POST", "/api/v1/connections", tenant=tenant, body=body()).status == 201
+
+
+def test_new_keys_on_update_are_checked_and_a_rejected_one_changes_nothing(tenant):
+    created = call("POST", "/api/v1/connections", tenant=tenant, body=body()).body
+    res = call(
+        "PUT",
+        f"/api/v1/connections/{created['id']}",
+        tenant=tenant,
+        body={"name": "renamed", "encrypted_secret_data": {"secret_key": "sk_live_51RejectedKeyRejectedKey1111"}},
+    )
+    assert res.status == 400 and res.body["code"] == "stripe_authentication_failed"
+    after = call("GET", f"/api/v1/connections/{created['id']}", tenant=tenant).body
+    assert after["name"] == created["name"] and after["secret_data_hints"] == created["secret_data_hints"]
+    scope = Scope(*tenant)
+    assert connections.stripe_credentials(scope, connections.get(scope, created["id"]))["secret_key"] == SECRET
+    # an update that brings no keys asks Stripe nothing and is applied
+    assert call("PUT", f"/api/v1/connections/{created['id']}", tenant=tenant, body={"name": "x"}).status == 200
+
+
+def test_stripe_unreachable_while_checking_the_key_is_503_with_retry_after(tenant, stripe_emulator):
+    stripe_emulator.start_outage("503")
+    try:
+        res = call("POST", "/api/v1/connections", tenant=tenant, body=body())
+    finally:
+        stripe_emulator.end_outage()
+    assert res.status == 503, res.text
+    assert res.headers.get("Retry-After") or res.headers.get("retry-after")
+    assert call("GET", "/api/v1/connections", tenant=tenant).body["pagination"]["total"] == 0

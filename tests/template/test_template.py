@@ -336,14 +336,17 @@ def test_one_aws_call_gives_up_within_every_functions_timeout() -> None:
 
 
 def test_one_stripe_call_gives_up_within_the_timeout_of_every_function_that_calls_stripe() -> None:
-    """Calling Stripe needs a connection's secret key, which needs kms:Decrypt: those functions are the callers."""
+    """Calling Stripe needs a connection's secret key, which needs kms:Decrypt: those functions are the callers, and
+    the two that check a key given in the request."""
     from billing import stripe_gateway
 
     worst = stripe_gateway.worst_case_seconds()
     decrypting = {name for name, fn in FUNCTIONS.items() if any("kms:Decrypt" in s["Action"] for s in _statements(fn))}
     # The webhook intake decrypts only the signing secret: it verifies signatures locally and never calls Stripe.
     assert "WebhooksStripeIntakeFunction" in decrypting
-    callers = decrypting - {"WebhooksStripeIntakeFunction"}
+    # Creating or updating a connection checks the secret key given in the request with Stripe (no decryption).
+    checking = {"ConnectionsCreateFunction", "ConnectionsUpdateFunction"}
+    callers = (decrypting - {"WebhooksStripeIntakeFunction"}) | checking
     assert all(_reaches(FUNCTIONS[name].code_uri / "app.py", "billing.stripe_gateway") for name in callers)
     assert {"PaymentsCreateFunction", "StripeSyncWorkerFunction", "WebhooksStripeProcessorFunction"} <= callers
     for name in callers:

@@ -123,6 +123,14 @@ def connect(scope: Scope) -> Stripe | None:
     return Stripe(scope, connection, client)
 
 
+def check_key(secret_key: str) -> str:
+    """Ask Stripe whether it accepts a secret key, with one authenticated read (``GET /v1/balance``); the key's mode,
+    ``"test"`` or ``"live"``. A rejected key is a 400 (``stripe_authentication_failed``), Stripe unreachable a 503."""
+    with translated("check the connection's secret key"):
+        balance = stripe_gateway.client_for(secret_key).v1.balance.retrieve()
+    return "live" if bool(getattr(balance, "livemode", False)) else "test"
+
+
 def require(scope: Scope) -> Stripe:
     """This environment's Stripe; 400 telling the caller how to connect one when there is none."""
     found = connect(scope)

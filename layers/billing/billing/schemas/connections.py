@@ -107,6 +107,8 @@ def connection_out(record: dict[str, Any]) -> dict[str, Any]:
         "metadata": record.get("metadata") or {},
         # Secrets are never returned: only which ones are set, and a hint of each.
         "secret_data_hints": hints,
+        # Whether the secret key is a live-mode key, as Stripe said when it was checked (absent: never checked).
+        "livemode": record.get("livemode"),
         "environment_id": record["environment_id"],
         "tenant_id": record["tenant_id"],
         "status": record["status"],

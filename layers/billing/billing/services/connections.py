@@ -2,6 +2,10 @@
 
 The record holds ``secret_ciphertext`` (KMS, bound to tenant/environment/connection) and
 ``secret_hints``; clear secrets are decrypted only by the functions that call Stripe (``stripe_credentials``).
+
+A secret key is checked with Stripe before anything is written (``stripe_edge.check_key``: one authenticated
+``GET /v1/balance``): a key Stripe rejects is refused with 400 and nothing is stored; Stripe unreachable is a 503 with
+``Retry-After``. The key's mode (``test`` or ``live``, as Stripe reports it) is recorded as ``livemode``.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ def _repo() -> Entities:
 
 
 def create(scope: Scope, request: ConnectionCreate, actor: str = "api") -> dict[str, Any]:
+    mode = stripe_edge.check_key(request.encrypted_secret_data.secret_key)
     now = iso(utcnow())
     connection_id = new_id("connection")
     record: dict[str, Any] = {
@@ -48,6 +53,7 @@ def create(scope: Scope, request: ConnectionCreate, actor: str = "api") -> dict[
             scope, connection_id, request.encrypted_secret_data.model_dump(exclude_none=True)
         ),
         "secret_hints": secret_hints(request.encrypted_secret_data),
+        "livemode": mode == "live",
         "status": ACTIVE,
         "created_at": now,
         "updated_at": now,
@@ -98,6 +104,7 @@ def update(scope: Scope, connection_id: str, request: ConnectionUpdate, actor: s
     if request.sync_config is not None:
         record["sync_config"] = request.sync_config.model_dump()
     if request.encrypted_secret_data is not None:
+        record["livemode"] = stripe_edge.check_key(request.encrypted_secret_data.secret_key) == "live"
         record["secret_ciphertext"] = secrets.encrypt(
             scope, connection_id, request.encrypted_secret_data.model_dump(exclude_none=True)
         )

@@ -177,11 +177,11 @@ def apply_from_stripe(scope: Scope, customer_id: str, stripe_customer: dict[str,
         current = catalog.customers().find(scope, customer_id)
         if current is None or current.get("status") != ACTIVE:
             return "ignored_archived"
-        if _older(current, as_of):
-            return "ignored_older_than_ours"
         wanted = stripe_changes(current, stripe_customer)
         if not wanted:
-            return "unchanged"
+            return "unchanged"  # e.g. our own update coming back from Stripe
+        if _older(current, as_of):
+            return "ignored_older_than_ours"
         try:
             request = CustomerUpdate.model_validate(wanted)
         except ValueError:

@@ -4,6 +4,10 @@ Items (entities table, kind ``eim``): the mapping itself under ``<tenant>#<env>#
 claims written in the same transaction, so each side maps at most once:
 ``<tenant>#<env>#eim#entity`` / ``<entity_type>#<entity_id>#<provider>`` and
 ``<tenant>#<env>#eim#provider`` / ``<provider>#<entity_type>#<provider_entity_id>``.
+
+Unlinking archives the mapping, releases both claims and counts the unlink under ``<tenant>#<env>#eim#unlinked`` /
+``<entity_type>#<entity_id>#<provider>`` (``unlinks``), so what is created to replace a link can be told apart from
+what was created before it (an idempotency key naming the count never replays the first create).
 """
 
 from __future__ import annotations
@@ -111,11 +115,22 @@ def unlink(scope: Scope, mapping: dict[str, Any], reason: str, actor: str = "sys
             extra_ops=[
                 repo.release_op(scope, "entity", entity_claim, mapping["id"]),
                 repo.release_op(scope, "provider", provider_claim, mapping["id"]),
+                repo.table.update_op(_unlinked_pk(scope), entity_claim, "ADD unlinks :one", values={":one": 1}),
             ],
         )
     except (VersionConflict, ConditionFailed):
         return False
     return True
+
+
+def _unlinked_pk(scope: Scope) -> str:
+    return f"{scope.prefix}#eim#unlinked"
+
+
+def unlinks(scope: Scope, entity_type: str, entity_id: str, provider: str) -> int:
+    """How many times this entity's link to the provider was retired (0 when never)."""
+    item = _repo().table.get(_unlinked_pk(scope), f"{entity_type}#{entity_id}#{provider}")
+    return int(item["unlinks"]) if item else 0
 
 
 def update_metadata(scope: Scope, mapping: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:

@@ -141,9 +141,10 @@ def _find_or_create(edge: stripe_edge.Stripe, scope: Scope, customer_id: str) ->
         logger.info("reusing Stripe customer", extra={"customer_id": customer_id, "stripe_customer": found.data[0].id})
         return _plain(found.data[0])
     params = {"metadata": identity(scope, customer_id)}
-    created = client.v1.customers.create(
-        params, stripe_edge.options(stripe_edge.key("customer.create", customer_id, params=params))
-    )
+    # A customer replacing one deleted at Stripe gets a key of its own: the first create's key would replay it.
+    generation = mappings.unlinks(scope, "customer", customer_id, PROVIDER)
+    key = stripe_edge.key("customer.create", customer_id, *([str(generation)] if generation else []), params=params)
+    created = client.v1.customers.create(params, stripe_edge.options(key))
     metrics.add_metric(name="StripeCustomerCreated", unit="Count", value=1)
     return _plain(created)
 
@@ -157,7 +158,7 @@ def _push(edge: stripe_edge.Stripe, scope: Scope, customer: dict[str, Any], thei
     edge.client.v1.customers.update(
         theirs["id"],
         params,
-        stripe_edge.options(stripe_edge.key("customer.update", customer["id"], version, params=params)),
+        stripe_edge.options(stripe_edge.key("customer.update", customer["id"], theirs["id"], version, params=params)),
     )
     metrics.add_metric(name="StripeCustomerUpdated", unit="Count", value=1)
     return True
