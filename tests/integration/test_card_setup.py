@@ -107,27 +107,11 @@ def test_unknown_or_foreign_customer_is_404(tenant, other_tenant, stripe_key):
 # ---------------------------------------------------------------------------------------------- Stripe failures
 
 
-def revoke_key(tenant, bad_key: str) -> None:
-    """The environment's stored key stops working at Stripe (rotated or revoked there after it was checked)."""
-    from billing import stripe_edge, wiring
-    from billing.store import secrets
-
-    scope = Scope(*tenant)
-    connection = stripe_edge.active_connection(scope)
-    assert connection is not None
-    wiring.entities().update(
-        f"{scope.prefix}#connection",
-        connection["id"],
-        "SET secret_ciphertext = :c",
-        values={":c": secrets.encrypt(scope, connection["id"], {"secret_key": bad_key})},
-    )
-
-
-def test_a_key_stripe_rejects_is_a_clear_400_on_every_card_path(tenant, stripe_key):
+def test_a_key_stripe_rejects_is_a_clear_400_on_every_card_path(tenant, stripe_emulator, stripe_key):
     connect(tenant, stripe_key)
     customer = create_customer(tenant)
     assert setup(tenant, customer["id"]).status == 201  # linked to a Stripe customer while the key worked
-    revoke_key(tenant, "sk_live_51RevokedRevokedRevoked000")
+    stripe_emulator.set_key_state(stripe_key, "revoked")  # rolled or revoked in Stripe's dashboard since
     res = setup(tenant, customer["id"])
     assert res.status == 400, res.text
     assert res.body["code"] == "stripe_authentication_failed"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 
 import pytest
 
@@ -144,25 +145,36 @@ def test_the_secret_key_is_checked_with_stripe_and_its_mode_recorded(tenant, str
     assert call("GET", f"/api/v1/connections/{res.body['id']}", tenant=tenant).body["livemode"] is False
 
 
-def test_a_key_stripe_rejects_is_refused_and_nothing_is_written(tenant, stripe_emulator):
-    rejected = "sk_live_51RejectedKeyRejectedKey0000"  # the emulator, like a test account, refuses live keys
+@pytest.mark.parametrize(("state", "message"), [("revoked", "Invalid API Key"), ("expired", "Expired API Key")])
+def test_a_key_stripe_rejects_is_refused_and_nothing_is_written(tenant, stripe_emulator, state, message):
+    rejected = f"sk_test_51Rejected{state}{uuid.uuid4().hex}"
+    stripe_emulator.set_key_state(rejected, state)
     res = call("POST", "/api/v1/connections", tenant=tenant, body=body(encrypted_secret_data={"secret_key": rejected}))
     assert res.status == 400, res.text
     assert res.body["code"] == "stripe_authentication_failed"
-    assert "Invalid API Key" in res.body["message"] and res.body["details"]["stripe_http_status"] == 401
+    assert message in res.body["message"] and res.body["details"]["stripe_http_status"] == 401
     assert rejected not in res.text
     assert call("GET", "/api/v1/connections", tenant=tenant).body["pagination"]["total"] == 0
     # nothing holds the environment's one active connection: a good key is accepted next
     assert call("POST", "/api/v1/connections", tenant=tenant, body=body()).status == 201
 
 
-def test_new_keys_on_update_are_checked_and_a_rejected_one_changes_nothing(tenant):
+def test_a_live_key_is_recorded_as_live(tenant):
+    live = f"sk_live_51Live{uuid.uuid4().hex}"
+    res = call("POST", "/api/v1/connections", tenant=tenant, body=body(encrypted_secret_data={"secret_key": live}))
+    assert res.status == 201, res.text
+    assert res.body["livemode"] is True
+
+
+def test_new_keys_on_update_are_checked_and_a_rejected_one_changes_nothing(tenant, stripe_emulator):
     created = call("POST", "/api/v1/connections", tenant=tenant, body=body()).body
+    revoked = f"sk_test_51Revoked{uuid.uuid4().hex}"
+    stripe_emulator.set_key_state(revoked, "revoked")
     res = call(
         "PUT",
         f"/api/v1/connections/{created['id']}",
         tenant=tenant,
-        body={"name": "renamed", "encrypted_secret_data": {"secret_key": "sk_live_51RejectedKeyRejectedKey1111"}},
+        body={"name": "renamed", "encrypted_secret_data": {"secret_key": revoked}},
     )
     assert res.status == 400 and res.body["code"] == "stripe_authentication_failed"
     after = call("GET", f"/api/v1/connections/{created['id']}", tenant=tenant).body

@@ -163,7 +163,9 @@ def _older(current: dict[str, Any], as_of: datetime) -> bool:
     applied = current.get("stripe_as_of")
     if applied is not None and int(as_of.timestamp()) < int(applied):
         return True
-    return current.get("updated_by") != STRIPE_ACTOR and parse_iso(current["updated_at"]) > as_of
+    # Stripe times events to the second: a change of ours in the same second is not known to be newer.
+    ours = parse_iso(current["updated_at"]).replace(microsecond=0)
+    return current.get("updated_by") != STRIPE_ACTOR and ours > as_of
 
 
 def apply_from_stripe(scope: Scope, customer_id: str, stripe_customer: dict[str, Any], as_of: datetime) -> str:
