@@ -584,6 +584,7 @@ def _masked(key: str) -> str:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 512  # listen backlog: a burst of parallel clients waits instead of being reset
     emulator: StripeEmulator
 
 
