@@ -7,7 +7,8 @@ Environment (the control surface; tools and tests depend on it):
   ``LOCAL_STRIPE_PORT`` (12111, reserved for the Stripe emulator);
 - ``LOCAL_PARAMETER_OVERRIDES``: template parameters, ``"AuthorizerCacheTtl=1 LogLevel=DEBUG"``;
 - ``LOCAL_SQS_RETRY_DELAY``: seconds before a failed SQS message is visible again (2);
-- ``LOCAL_SCHEDULES``: ``auto`` (rate schedules run on their own) or ``manual`` (only on demand).
+- ``LOCAL_SCHEDULES``: ``auto`` (rate schedules run on their own) or ``manual`` (only on demand);
+- ``LOCAL_CONCURRENCY``: function invocations run at once (8); more wait for a slot.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ class Config:
     retry_delay: int = 2
     automatic_schedules: bool = True
     ready_file: Path | None = None
+    concurrency: int = 8
 
     @classmethod
     def from_environment(cls, env: dict[str, str], args: argparse.Namespace) -> Config:
@@ -84,6 +86,7 @@ class Config:
             retry_delay=int(env.get("LOCAL_SQS_RETRY_DELAY") or 2),
             automatic_schedules=mode == "auto",
             ready_file=Path(args.ready_file) if args.ready_file else None,
+            concurrency=int(env.get("LOCAL_CONCURRENCY") or 8),
         )
 
 
@@ -212,7 +215,7 @@ class LocalStack:
         reset_billing()
         if overlays:
             log.info("functions run alone with their own environment: %s", ", ".join(sorted(overlays)))
-        self.runtime = Runtime(functions, overlays)
+        self.runtime = Runtime(functions, overlays, cfg.concurrency)
         self.runtime.load_all()
 
         self.gateway = ApiGateway(http_routes(stack, functions), self.runtime.invoke, cfg.api_port)

@@ -82,10 +82,16 @@ class EnvironmentGate:
 class Runtime:
     """Invoke the template's functions in this process, as the Lambda runtime would."""
 
-    def __init__(self, functions: dict[str, tpl.Function], overlays: dict[str, dict[str, str]]) -> None:
+    def __init__(
+        self, functions: dict[str, tpl.Function], overlays: dict[str, dict[str, str]], concurrency: int = 8
+    ) -> None:
         self.functions = functions
         self.overlays = overlays
         self.gate = EnvironmentGate()
+        # Lambda runs each invocation in its own sandbox; here they share one interpreter with the embedded AWS. More
+        # handlers at once than this only slow each other and the embedded AWS down (one GIL) until AWS calls time
+        # out; the rest wait for a slot, as requests wait for a free sandbox.
+        self._slots = threading.BoundedSemaphore(max(1, concurrency))
         self._running = 0
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
@@ -114,8 +120,10 @@ class Runtime:
             self._running += 1
         started = time.monotonic()
         try:
-            with self.gate.exclusive(overlay) if overlay else self.gate.shared():
-                return handler(event, context)
+            with self._slots:
+                started = time.monotonic()
+                with self.gate.exclusive(overlay) if overlay else self.gate.shared():
+                    return handler(event, context)
         finally:
             elapsed = time.monotonic() - started
             if elapsed * 1000 > context.timeout_ms:

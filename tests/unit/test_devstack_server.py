@@ -138,3 +138,40 @@ def test_header_values_are_trimmed_on_both_sides(server: LoopbackServer) -> None
     status, body = _status_and_body(_exchange(server.port, raw, wait=1.0))
     assert status == 200
     assert body["headers"]["x-api-key"] == "bk_abc"  # type: ignore[index]
+
+
+def test_the_runtime_runs_at_most_its_concurrency_and_queues_the_rest(tmp_path) -> None:
+    """Handlers share one interpreter with the embedded AWS: past a few at once they only slow each other down."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from devstack import template as tpl
+    from devstack.runtime import Runtime
+
+    code = tmp_path / "concurrency_probe"
+    code.mkdir()
+    (code / "app.py").write_text(
+        "import threading, time\n"
+        "lock = threading.Lock()\n"
+        "state = {'now': 0, 'peak': 0}\n"
+        "def lambda_handler(event, context):\n"
+        "    with lock:\n"
+        "        state['now'] += 1\n"
+        "        state['peak'] = max(state['peak'], state['now'])\n"
+        "    time.sleep(0.02)\n"
+        "    with lock:\n"
+        "        state['now'] -= 1\n"
+        "    return state['peak']\n"
+    )
+    fn = tpl.Function("ProbeFunction", code, "app.lambda_handler", {}, {}, {"Timeout": 3})
+    runtime = Runtime({"ProbeFunction": fn}, {}, concurrency=3)
+    started = threading.Barrier(16)
+
+    def call(_: int) -> int:
+        started.wait()
+        return int(runtime.invoke("ProbeFunction", {}))
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        peaks = list(pool.map(call, range(16)))
+    assert max(peaks) == 3  # three at once, and every call still served
+    assert runtime.running == 0
