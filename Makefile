@@ -18,7 +18,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help venv tools run test lint fmt typecheck unit integration e2e template-test \
-        demo bench-coldstart bench-ingest bench-invoicing bench-webhooks bench-sync bench-load apikey clean stripe-emulator
+        demo flexprice-contract bench-coldstart bench-ingest bench-invoicing bench-webhooks bench-sync bench-load apikey clean stripe-emulator
 
 help: ## List targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -84,6 +84,10 @@ template-test: venv tools ## Template tier: sam validate --lint, sam build, chec
 
 test: venv tools lint typecheck ## Every tier, from scratch
 	$(VENV)/bin/pytest tests -q -n 2
+
+flexprice-contract: venv ## Regenerate tests/reference/flexprice/contract.json: make flexprice-contract SPEC=path/to/flexprice-openapi.json
+	@test -n "$(SPEC)" || { echo "usage: make flexprice-contract SPEC=path/to/flexprice-openapi.json" >&2; exit 2; }
+	$(PY) tools/flexprice_contract.py --spec "$(SPEC)"
 
 demo: venv ## The seven phases of the Stripe workflow against the local stack (started if not running)
 	$(PY) tools/demo.py

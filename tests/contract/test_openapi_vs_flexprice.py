@@ -14,7 +14,8 @@ from tests.contract.openapi_diff import differences
 
 ROOT = Path(__file__).resolve().parents[2]
 OURS = ROOT / "docs" / "openapi.json"
-FLEXPRICE = ROOT.parent / "shared" / "reference" / "flexprice-openapi.json"
+# The facts of Flexprice's spec for the paths we serve (tools/flexprice_contract.py; tests/reference/README.md).
+FLEXPRICE = ROOT / "tests" / "reference" / "flexprice" / "contract.json"
 
 NOT_PUBLISHED = "not in Flexprice's published spec; Flexprice's server has it"
 CONNECTIONS = "Flexprice's published spec has no connection routes; the API contract defines them (Stripe setup)"
