@@ -1,4 +1,4 @@
-"""Distil Flexprice's OpenAPI spec into the contract the tests compare against (tests/reference/flexprice/contract.json).
+"""Distil Flexprice's OpenAPI spec into the contract that tests/reference/flexprice/contract.json holds.
 
     python tools/flexprice_contract.py --spec PATH/TO/flexprice-openapi.json   # write the contract
     python tools/flexprice_contract.py --spec PATH --check                     # exit 1 when the contract is stale
