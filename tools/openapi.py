@@ -254,7 +254,7 @@ def _shared_components() -> dict[str, Any]:
                 "http_status_code": {"type": "integer"},
                 "details": {"type": "object"},
             },
-            "required": ["code", "message", "http_status_code"],
+            "required": ["code", "message", "http_status_code", "details"],
         },
         "GatewayError": {
             "type": "object",

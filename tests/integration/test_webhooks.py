@@ -308,7 +308,13 @@ CASES = {
     "v0 only": lambda body: (body, sign(body).replace("v1=", "v0=")),
     "not json": lambda body: (b"not json", sign(b"not json")),
     "not an event": lambda body: (b'{"id": "x"}', sign(b'{"id": "x"}')),
+    "nested too deeply": lambda body: _signed(b'{"id": "evt_1", "a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"),
+    "integer of 5000 digits": lambda body: _signed(b'{"id": "evt_1", "amount": 1' + b"0" * 5000 + b"}"),
 }
+
+
+def _signed(body: bytes) -> tuple[bytes, str]:
+    return body, sign(body)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

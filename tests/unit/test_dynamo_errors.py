@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError
 
-from billing.errors import ServiceUnavailable, TooManyRequests
+from billing.errors import PayloadTooLarge, ServiceUnavailable, TooManyRequests
 from billing.store import dynamo
 from billing.store.dynamo import ConditionFailed, _raise_mapped, transient_cancellation
 
@@ -118,3 +118,43 @@ def test_the_product_backoff_is_bounded():
     # The worst case of all waits stays well inside an API function's timeout (10 s).
     worst = sum(min(dynamo.RETRY_CAP, dynamo.RETRY_BASE * 2**a) for a in range(dynamo.RETRY_ATTEMPTS - 1))
     assert 0.1 < worst < 2
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def put_item(self, **kwargs: object) -> None:
+        self.calls.append("put_item")
+
+
+def test_an_item_over_400_kb_is_refused_with_413_before_any_call():
+    client = _Recorder()
+    table = dynamo.Table(client, "T")
+    table.put({"PK": "p", "SK": "s", "blob": "x" * (399 * 1024)})
+    assert client.calls == ["put_item"]
+    with pytest.raises(PayloadTooLarge) as big:
+        table.put({"PK": "p", "SK": "s", "blob": "x" * (400 * 1024)})
+    assert big.value.http_status == 413 and big.value.details["limit_bytes"] == 400 * 1024
+    with pytest.raises(PayloadTooLarge):
+        table.put_op({"PK": "p", "SK": "s", "m": {f"k{i}": "v" * 1000 for i in range(420)}})
+    assert client.calls == ["put_item"]
+
+
+def test_item_size_counts_names_and_values_as_dynamodb_does():
+    item = dynamo.serialize({"ab": "xyz", "n": 12345, "m": {"k": "v"}, "l": ["a", "bb"], "t": True})
+    # "ab"+"xyz" = 5; "n" + 12345 (5 digits: 3+1) = 5; "m" + (3 + "k" + 1 + "v") = 7; "l" + (3 + 1+1 + 1+2) = 9;
+    # "t" + 1 = 2
+    assert dynamo.item_bytes(item) == 5 + 5 + 7 + 9 + 2
+
+
+def test_dynamodbs_own_item_size_refusal_is_a_413():
+    err = ClientError(
+        {"Error": {"Code": "ValidationException", "Message": "Item size has exceeded the maximum allowed size"}},
+        "UpdateItem",
+    )
+    with pytest.raises(PayloadTooLarge):
+        _raise_mapped(err)
+    other = ClientError({"Error": {"Code": "ValidationException", "Message": "bad expression"}}, "UpdateItem")
+    with pytest.raises(ClientError):
+        _raise_mapped(other)

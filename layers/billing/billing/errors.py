@@ -15,14 +15,13 @@ class BillingError(Exception):
         self.details = details or {}
 
     def envelope(self) -> dict[str, Any]:
-        body: dict[str, Any] = {
+        """Always the four fields (``details`` is ``{}`` when there is nothing more to say)."""
+        return {
             "code": self.code,
             "message": self.message,
             "http_status_code": self.http_status,
+            "details": dict(self.details),
         }
-        if self.details:
-            body["details"] = self.details
-        return body
 
 
 class ValidationFailed(BillingError):

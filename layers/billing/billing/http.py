@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
-from billing import ratelimit, wiring
+from billing import jsontext, ratelimit, wiring
 from billing.errors import BillingError, PayloadTooLarge, ServiceUnavailable, Unauthorized, ValidationFailed
 from billing.observability import logger, metrics
 from billing.scope import Scope
@@ -139,9 +139,9 @@ class Request:
         if not data.strip():
             raise ValidationFailed("request body is required")
         try:
-            return json.loads(data, parse_float=Decimal)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ValidationFailed(f"request body is not valid JSON: {exc}") from None
+            return jsontext.loads(data)
+        except jsontext.BadJson as exc:
+            raise ValidationFailed(f"request body is not valid JSON: {exc}", {"reason": "malformed_json"}) from None
 
     def model(self, model: type[M]) -> M:
         data = self.json()

@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
 
 from billing.timeutil import parse_iso
 
@@ -37,6 +37,36 @@ DecimalStr = Annotated[Decimal, BeforeValidator(_decimal)]
 """A decimal sent as a JSON string (the contract) or a JSON number (parsed without floats)."""
 
 
+# 15 integer and 12 fractional digits stay within Decimal's default 28-digit context: no silent rounding.
+MAX_FRACTION_DIGITS = 12
+MAX_MONEY = Decimal(10) ** 15
+
+
+def canonical(value: Decimal) -> Decimal:
+    """One representation per amount (``12.50`` → ``12.5``, ``-0`` → ``0``), as DynamoDB stores numbers."""
+    reduced = value.normalize() + Decimal(0)
+    exponent = reduced.as_tuple().exponent
+    return reduced.quantize(Decimal(1)) if isinstance(exponent, int) and exponent > 0 else reduced
+
+
+def _money(value: Decimal) -> Decimal:
+    if value.is_signed() and value != 0:
+        raise ValueError("must not be negative")
+    if value >= MAX_MONEY:
+        raise ValueError(f"must be less than {MAX_MONEY:f}")
+    # Counted on the digits as sent: normalize() would round a long input to 28 digits first.
+    _, digits, exponent = value.as_tuple()
+    significant = "".join(map(str, digits)).rstrip("0")
+    if isinstance(exponent, int) and significant and len(digits) - len(significant) + exponent < -MAX_FRACTION_DIGITS:
+        raise ValueError(f"must have at most {MAX_FRACTION_DIGITS} decimal places")
+    return canonical(value)
+
+
+Money = Annotated[DecimalStr, AfterValidator(_money)]
+"""A non-negative, finite amount in main currency units below ``MAX_MONEY`` (10^15) with at most 12 decimal places,
+sent as a decimal string (or a JSON number). Every money field of every request is of this type."""
+
+
 def _timestamp(value: Any) -> datetime:
     if isinstance(value, datetime):
         return value
@@ -50,9 +80,14 @@ def _timestamp(value: Any) -> datetime:
 
 Timestamp = Annotated[datetime, BeforeValidator(_timestamp)]
 
-MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=255)]
-MetadataValue = Annotated[str, StringConstraints(max_length=2048)]
-Metadata = dict[MetadataKey, MetadataValue]
+# Stripe's limits on metadata (it reaches Stripe with customers and invoices): 50 keys, keys of up to 40 characters,
+# values of up to 500. They also keep every entity far below DynamoDB's 400 KB item size.
+MAX_METADATA_KEYS = 50
+MAX_METADATA_KEY_CHARS = 40
+MAX_METADATA_VALUE_CHARS = 500
+MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=MAX_METADATA_KEY_CHARS)]
+MetadataValue = Annotated[str, StringConstraints(max_length=MAX_METADATA_VALUE_CHARS)]
+Metadata = Annotated[dict[MetadataKey, MetadataValue], Field(max_length=MAX_METADATA_KEYS)]
 """Free-form string pairs; keys are non-empty (DynamoDB and Stripe both refuse empty map keys)."""
 Status = Literal["published", "archived", "deleted"]
 

@@ -7,26 +7,10 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from billing.schemas.common import CsvList, Edge, ListFilter
+from billing.schemas.common import CsvList, Edge, ListFilter, Metadata
 from billing.schemas.meters import FilterIn, MeterCreate, check_filters, meter_out
 
 FeatureType = Literal["metered", "boolean", "static", "config"]
-
-MAX_METADATA_ENTRIES = 100
-
-
-def _check_metadata(value: dict[str, str] | None) -> dict[str, str] | None:
-    """Keep a feature well inside DynamoDB's item size: 100 entries, keys 255 and values 2048 chars."""
-    if value is None:
-        return None
-    if len(value) > MAX_METADATA_ENTRIES:
-        raise ValueError(f"metadata holds at most {MAX_METADATA_ENTRIES} entries")
-    for key, item in value.items():
-        if not key or len(key) > 255:
-            raise ValueError("metadata keys must be 1 to 255 characters")
-        if len(item) > 2048:
-            raise ValueError(f"metadata value of {key!r} exceeds 2048 characters")
-    return value
 
 
 def _blank_to_none(value: Any) -> Any:
@@ -35,14 +19,9 @@ def _blank_to_none(value: Any) -> Any:
 
 class _FeatureFields(Edge):
     description: str | None = Field(default=None, max_length=4000)
-    metadata: dict[str, str] | None = None
+    metadata: Metadata | None = None
     unit_singular: str | None = Field(default=None, max_length=255)
     unit_plural: str | None = Field(default=None, max_length=255)
-
-    @field_validator("metadata")
-    @classmethod
-    def _metadata(cls, value: dict[str, str] | None) -> dict[str, str] | None:
-        return _check_metadata(value)
 
 
 class FeatureCreate(_FeatureFields):

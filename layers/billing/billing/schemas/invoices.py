@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from billing.domain.money import format_money
-from billing.schemas.common import CsvList, DecimalStr, Edge, ListFilter, Timestamp
+from billing.schemas.common import CsvList, Edge, ListFilter, Money, Timestamp
 from billing.timeutil import parse_iso
 
 InvoiceStatus = Literal["DRAFT", "FINALIZED", "VOIDED", "SKIPPED"]
@@ -89,19 +89,12 @@ class InvoiceFilter(ListFilter):
 
 class PaymentUpdate(Edge):
     payment_status: PaymentStatus
-    amount: DecimalStr | None = None
+    amount: Money | None = None
 
     @field_validator("payment_status", mode="before")
     @classmethod
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
-
-    @field_validator("amount")
-    @classmethod
-    def _positive(cls, value: Decimal | None) -> Decimal | None:
-        if value is not None and value < 0:
-            raise ValueError("must not be negative")
-        return value
 
 
 class InvoicePreview(Edge):

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from billing.domain.money import exponent, format_money, is_rounded, normalize_currency
-from billing.schemas.common import CsvList, DecimalStr, Edge, ListFilter, Metadata
+from billing.schemas.common import CsvList, Edge, ListFilter, Metadata, Money
 from billing.schemas.invoices import PaymentStatus
 
 
@@ -72,7 +72,7 @@ class PaymentCreate(Edge):
     destination_type: DestinationType
     destination_id: str = Field(min_length=1, max_length=100)
     payment_method_type: PaymentMethodType
-    amount: DecimalStr
+    amount: Money
     currency: str = Field(min_length=3, max_length=3)
     payment_method_id: str | None = Field(default=None, min_length=1, max_length=255)
     payment_gateway: Gateway | None = None

@@ -11,10 +11,20 @@ import re
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, StrictInt, field_validator
+from pydantic import Field, StrictInt, field_validator
 
 from billing.errors import ValidationFailed
-from billing.schemas.common import CsvList, DecimalStr, Edge, ListFilter, Metadata, Timestamp, money
+from billing.schemas.common import (  # noqa: F401  (canonical, MAX_MONEY: part of this module's interface)
+    MAX_MONEY,
+    CsvList,
+    Edge,
+    ListFilter,
+    Metadata,
+    Money,
+    Timestamp,
+    canonical,
+    money,
+)
 
 PriceType = Literal["USAGE", "FIXED"]
 BillingModel = Literal["FLAT_FEE", "PACKAGE", "TIERED"]
@@ -29,35 +39,7 @@ EntityType = Literal["PLAN", "SUBSCRIPTION", "ADDON", "PRICE", "COSTSHEET"]
 MAX_TIERS = 100
 MAX_FILTER_IDS = 100
 MAX_QUANTITY = 10**18
-# 15 integer and 12 fractional digits stay within Decimal's default 28-digit context: no silent rounding.
-MAX_FRACTION_DIGITS = 12
-MAX_MONEY = Decimal(10) ** 15
-
 _CURRENCY = re.compile(r"^[A-Za-z]{3}$")
-
-
-def canonical(value: Decimal) -> Decimal:
-    """One representation per amount (``12.50`` → ``12.5``, ``-0`` → ``0``), as DynamoDB stores numbers."""
-    reduced = value.normalize() + Decimal(0)
-    exponent = reduced.as_tuple().exponent
-    return reduced.quantize(Decimal(1)) if isinstance(exponent, int) and exponent > 0 else reduced
-
-
-def _money(value: Decimal) -> Decimal:
-    if value.is_signed() and value != 0:
-        raise ValueError("must not be negative")
-    if value >= MAX_MONEY:
-        raise ValueError(f"must be less than {MAX_MONEY:f}")
-    # Counted on the digits as sent: normalize() would round a long input to 28 digits first.
-    _, digits, exponent = value.as_tuple()
-    significant = "".join(map(str, digits)).rstrip("0")
-    if isinstance(exponent, int) and significant and len(digits) - len(significant) + exponent < -MAX_FRACTION_DIGITS:
-        raise ValueError(f"must have at most {MAX_FRACTION_DIGITS} decimal places")
-    return canonical(value)
-
-
-Money = Annotated[DecimalStr, AfterValidator(_money)]
-"""A non-negative, finite amount in main currency units, sent as a decimal string (or a JSON number)."""
 
 Quantity = Annotated[StrictInt, Field(ge=0, le=MAX_QUANTITY)]
 

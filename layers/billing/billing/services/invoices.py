@@ -2,7 +2,9 @@
 
 Payment status transitions (``API-CONTRACT.md``): PENDING → PENDING, SUCCEEDED, OVERPAID, FAILED;
 FAILED → PENDING, FAILED, SUCCEEDED, OVERPAID; SUCCEEDED → SUCCEEDED, OVERPAID; OVERPAID → OVERPAID.
-Finalize works on DRAFT only; void on DRAFT, FINALIZED or SKIPPED (not on an invoice with money paid).
+Finalize works on DRAFT, and is idempotent: on a FINALIZED invoice it answers the invoice as it is, so callers that
+race (or retry after a timeout) all get what the winner got. Void works on DRAFT, FINALIZED or SKIPPED (not on an
+invoice with money paid).
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ def search(scope: Scope, criteria: InvoiceFilter) -> list[dict[str, Any]]:
 
 def finalize(scope: Scope, invoice_id: str, now: datetime) -> dict[str, Any]:
     invoice = get(scope, invoice_id)
+    if invoice["invoice_status"] == "FINALIZED":
+        return invoice
     if invoice["invoice_status"] != "DRAFT":
         raise InvalidOperation(
             f"invoice {invoice_id} is {invoice['invoice_status']}; only a DRAFT invoice can be finalized",

@@ -58,11 +58,15 @@ CREATE = "SUBSCRIPTION_CREATE"
 def meter_usage(scope: Scope, meter: m.Meter, external_customer_id: str, start: datetime, end: datetime) -> Decimal:
     """The one place invoicing reads usage: a meter's value for a customer over ``[start, end)``, exact to the
     millisecond at both ends (whole minutes from the counters, the partial edge minutes from the events).
+
+    Negative values are legitimate events (a refund-style correction of a SUM meter, a negative reading of a MAX
+    meter), and the usage endpoints report the net figure as it is; what is billed is never below zero: corrections
+    can cancel a period's usage, never turn it into a credit (docs/billing-math.md, "Negative usage").
     """
     lo, hi = m.truncate_ms(start), m.truncate_ms(end)
     if hi <= lo:
         return ZERO
-    return usage_service.compute(scope, external_customer_id, meter, lo, hi).value
+    return max(usage_service.compute(scope, external_customer_id, meter, lo, hi).value, ZERO)
 
 
 def _table() -> Table:

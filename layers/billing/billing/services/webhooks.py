@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from billing import wiring
+from billing import jsontext, wiring
 from billing.observability import logger, metrics
 from billing.scope import Scope
 from billing.settings import get_settings
@@ -170,8 +170,8 @@ def accept(tenant_id: str, environment_id: str, headers: dict[str, str], body: b
         raise Rejected("unknown_environment")
     verify(body, header, secret, time.time(), settings.webhook_tolerance_seconds)
     try:
-        payload = json.loads(body)
-    except ValueError:
+        payload = jsontext.loads(body, exact=False)  # forwarded as JSON again: fractions stay floats
+    except jsontext.BadJson:
         raise Rejected("malformed_event") from None
     if not isinstance(payload, dict):
         raise Rejected("malformed_event")

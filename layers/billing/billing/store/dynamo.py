@@ -1,7 +1,8 @@
 """A small DynamoDB table adapter over the low-level client: (de)serialization, paging, transactions.
 
 Limits that DynamoDB enforces (and the embedded server used locally does not) are enforced here:
-at most 100 items per transaction and 25 per batch write.
+at most 100 items per transaction, 25 per batch write, and 400 KB per item written whole (a larger one is a 413;
+so is DynamoDB's own item-size refusal of an update).
 
 Faults: botocore's standard retry mode retries throttling, 5xx and connection errors (``wiring._config``). It
 does not retry a transaction cancelled only by a conflict with a concurrent transaction (or by per-item
@@ -20,12 +21,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from billing.errors import ServiceUnavailable, TooManyRequests
+from billing.errors import PayloadTooLarge, ServiceUnavailable, TooManyRequests
 from billing.store.attrs import deserialize_value, serialize_value
 
 MAX_TRANSACT_ITEMS = 100
 MAX_BATCH_WRITE = 25
 MAX_BATCH_GET = 100
+MAX_ITEM_BYTES = 400 * 1024
 
 # A cancelled transaction, or a batch read with unprocessed keys, is tried this many times in all; the waits
 # between tries are full-jitter exponential: uniform(0, min(RETRY_CAP, RETRY_BASE * 2**n)) seconds.
@@ -55,6 +57,40 @@ class ConditionFailed(Exception):
 
 def serialize(item: Mapping[str, Any]) -> dict[str, Any]:
     return {k: serialize_value(v) for k, v in item.items() if v is not None}
+
+
+def _value_bytes(value: Mapping[str, Any]) -> int:
+    """DynamoDB's size of one attribute value (documented item-size rules, rounded up)."""
+    kind, inner = next(iter(value.items()))
+    if kind == "S":
+        return len(str(inner).encode("utf-8"))
+    if kind == "N":
+        return (len(str(inner)) + 1) // 2 + 1
+    if kind == "B":
+        return len(inner)
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "M":
+        return 3 + sum(len(k.encode("utf-8")) + 1 + _value_bytes(v) for k, v in inner.items())
+    if kind == "L":
+        return 3 + sum(1 + _value_bytes(v) for v in inner)
+    if kind in ("SS", "NS", "BS"):
+        return sum(_value_bytes({kind[0]: v}) for v in inner)
+    return 0
+
+
+def item_bytes(item: Mapping[str, Any]) -> int:
+    """The size DynamoDB counts for a serialized item: attribute names plus values."""
+    return sum(len(name.encode("utf-8")) + _value_bytes(value) for name, value in item.items())
+
+
+def _check_size(item: Mapping[str, Any]) -> None:
+    size = item_bytes(item)
+    if size > MAX_ITEM_BYTES:
+        raise PayloadTooLarge(
+            "the record would exceed the 400 KB that one stored item may hold",
+            {"limit_bytes": MAX_ITEM_BYTES, "size_bytes": size},
+        )
 
 
 def deserialize(item: Mapping[str, Any]) -> dict[str, Any]:
@@ -99,6 +135,10 @@ def _raise_mapped(err: ClientError) -> None:
         raise TooManyRequests("storage is busy; retry shortly", {"retry_after": 1}) from err
     if code in _UNAVAILABLE:
         raise ServiceUnavailable("storage is unavailable; retry shortly", {"retry_after": 1}) from err
+    if code == "ValidationException" and "item size" in str(err.response.get("Error", {}).get("Message", "")).lower():
+        raise PayloadTooLarge(
+            "the record would exceed the 400 KB that one stored item may hold", {"limit_bytes": MAX_ITEM_BYTES}
+        ) from err
     raise err
 
 
@@ -129,6 +169,7 @@ class Table:
         values: Mapping[str, Any] | None = None,
     ) -> None:
         kwargs: dict[str, Any] = {"TableName": self.name, "Item": serialize(item)}
+        _check_size(kwargs["Item"])
         if condition:
             kwargs["ConditionExpression"] = condition
         if names:
@@ -261,6 +302,7 @@ class Table:
         values: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         op: dict[str, Any] = {"TableName": self.name, "Item": serialize(item)}
+        _check_size(op["Item"])
         if condition:
             op["ConditionExpression"] = condition
         if names:
