@@ -13,14 +13,14 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import settings
 
+from devstack.stack import Stack
+from stripe_emulator.server import StripeEmulator
+from tests.support import aws
+
 # Property tests are bounded by their example counts, never by the clock: on a shared 2-core machine a per-example
 # deadline fails a correct test. Seeded runs come from each test's own settings (derandomize where it matters).
 settings.register_profile("bounded", deadline=None)
 settings.load_profile("bounded")
-
-from devstack.stack import Stack
-from stripe_emulator.server import StripeEmulator
-from tests.support import aws
 
 
 @pytest.fixture(scope="session")
