@@ -57,7 +57,7 @@ def test_operations_carry_auth_errors_models_and_statuses(generated: dict) -> No
     assert {"limit", "offset", "external_id"} <= names
     assert "ListResponse" in json.dumps(listing["responses"]["200"])
     envelope = generated["components"]["schemas"]["ErrorResponse"]
-    assert envelope["required"] == ["code", "message", "http_status_code"]
+    assert envelope["required"] == ["code", "message", "http_status_code", "details"]
     assert [
         p["name"] for p in paths["/api/v1/payments/customers/{customer_id}/setup/intent"]["post"]["parameters"]
     ] == ["customer_id"]
