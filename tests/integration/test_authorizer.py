@@ -71,6 +71,7 @@ def test_refused_key_reaches_handlers_as_401_envelope(aws_endpoint):
         "code": "unauthorized",
         "message": "missing key",
         "http_status_code": 401,
+        "details": {},
     }
 
 
