@@ -28,6 +28,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--webhook-max-attempts", type=int, default=8)
     parser.add_argument("--webhook-timeout", type=float, default=10.0)
+    parser.add_argument(
+        "--ordered-webhooks",
+        action="store_true",
+        help="deliver webhooks in the order events were generated (default: jittered, out of order, as Stripe may)",
+    )
     parser.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
     emulator = StripeEmulator(
@@ -38,6 +43,7 @@ def main(argv: list[str] | None = None) -> None:
         webhook_retry_base=args.webhook_retry_base,
         webhook_max_attempts=args.webhook_max_attempts,
         webhook_timeout=args.webhook_timeout,
+        webhook_shuffle=not args.ordered_webhooks,
         verbose=args.verbose,
     )
     url = emulator.start()

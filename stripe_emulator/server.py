@@ -78,6 +78,7 @@ class StripeEmulator:
         webhook_retry_base: float = 1.0,
         webhook_max_attempts: int = 6,
         webhook_timeout: float = 5.0,
+        webhook_shuffle: bool = True,
         record_requests: bool = True,
         verbose: bool = False,
     ) -> None:
@@ -91,6 +92,7 @@ class StripeEmulator:
         self.webhooks.config.retry_base = webhook_retry_base
         self.webhooks.config.max_attempts = webhook_max_attempts
         self.webhooks.config.timeout = webhook_timeout
+        self.webhooks.config.shuffle = webhook_shuffle
         self.settings = Settings(collection_delay, invoice_retry_interval, invoice_max_attempts)
         self.accounts: dict[str, Account] = {}
         self.faults: list[Fault] = []
@@ -231,7 +233,7 @@ class StripeEmulator:
 
     def configure_webhooks(self, **settings: Any) -> dict[str, Any]:
         with self.lock:
-            self.webhooks.config.update(settings)
+            self.webhooks.configure(settings)
             return asdict(self.webhooks.config)
 
     def webhook_deliveries(self) -> list[dict[str, Any]]:

@@ -95,8 +95,12 @@ class Scheduler:
 @dataclass
 class WebhookConfig:
     duplicate: bool = False  # deliver every event twice
-    shuffle: bool = False  # deliver in random order within `shuffle_window` seconds
-    shuffle_window: float = 0.5
+    # Stripe does not guarantee delivery in the order events were generated
+    # (https://docs.stripe.com/webhooks#event-ordering): by default every delivery is delayed by a seeded random
+    # 0..shuffle_window seconds, so a burst of events arrives out of order. shuffle=False delivers in order.
+    shuffle: bool = True
+    shuffle_window: float = 0.3
+    seed: int = 0  # the random delays repeat for a seed
     drop_next: int = 0  # the next N events are recorded as dropped and never delivered
     retry_base: float = 1.0  # first retry after this many seconds, doubling each time
     max_attempts: int = 6
@@ -142,9 +146,16 @@ class Webhooks:
         self.lock = lock
         self.config = WebhookConfig()
         self.deliveries: list[Delivery] = []
+        self.rng = random.Random(self.config.seed)
 
     def reset(self) -> None:
         self.deliveries.clear()
+        self.rng = random.Random(self.config.seed)
+
+    def configure(self, values: dict[str, Any]) -> None:
+        self.config.update(values)
+        if "seed" in values:
+            self.rng = random.Random(self.config.seed)
 
     def publish(self, account: Account, event: dict[str, Any]) -> int:
         """Queue the event for every enabled endpoint that wants it; returns the number of endpoints."""
@@ -176,7 +187,7 @@ class Webhooks:
                 if dropped:
                     delivery.status = "dropped"
                     continue
-                delay = random.uniform(0, self.config.shuffle_window) if self.config.shuffle else 0.0
+                delay = self.rng.uniform(0, self.config.shuffle_window) if self.config.shuffle else 0.0
                 if n > 1:
                     delay += 0.01
                 self.scheduler.after(delay, functools.partial(self._attempt, delivery))

@@ -35,7 +35,7 @@ def spec_conformance(request: pytest.FixtureRequest) -> Iterator[None]:
     start = len(emu.requests)
     yield
     emu.clear_faults()
-    emu.configure_webhooks(duplicate=False, shuffle=False, drop_next=0, retry_base=0.2)
+    emu.configure_webhooks(duplicate=False, shuffle=True, shuffle_window=0.3, drop_next=0, retry_base=0.2)
     entries = emu.request_log()[start:]
     errors = spec.traffic_errors(entries)
     assert not errors, "traffic deviates from Stripe's spec:\n" + "\n".join(errors[:40])

@@ -117,7 +117,7 @@ def test_duplicates_and_shuffled_order(
         ids = [client.v1.customers.create(params={"name": str(i)}).id for i in range(12)]
         received = receiver.wait_for(lambda r: len(r) >= 24)
     finally:
-        emulator.configure_webhooks(duplicate=False, shuffle=False)
+        emulator.configure_webhooks(duplicate=False)
     delivered = [stripe.Webhook.construct_event(d["body"], d["signature"], secret).data.object.id for d in received]
     assert sorted(delivered) == sorted(ids * 2)  # every event exactly twice
     firsts = list(dict.fromkeys(delivered))
@@ -137,3 +137,22 @@ def test_dropped_events_are_never_delivered_but_stay_listable(
     listed = [e.data.object.id for e in client.v1.events.list(params={"type": "customer.created"}).data]
     assert lost.id in listed  # reconciliation can still find it
     assert any(d["status"] == "dropped" for d in emulator.webhook_deliveries())
+
+
+def test_deliveries_are_unordered_by_default_and_ordered_on_request(
+    client: stripe.StripeClient, emulator: StripeEmulator, receiver: Receiver
+) -> None:
+    endpoint(client, receiver, ["customer.created"])
+    assert emulator.configure_webhooks()["shuffle"] is True  # the default, as Stripe does not guarantee order
+    burst = [client.v1.customers.create(params={"name": str(i)}).id for i in range(12)]
+    received = receiver.wait_for(lambda r: len(r) >= 12)
+    arrived = [json.loads(d["body"])["data"]["object"]["id"] for d in received]
+    assert sorted(arrived) == sorted(burst) and arrived != burst
+
+    emulator.configure_webhooks(shuffle=False)
+    try:
+        ordered = [client.v1.customers.create(params={"name": f"o{i}"}).id for i in range(12)]
+        received = receiver.wait_for(lambda r: len(r) >= 24)
+    finally:
+        emulator.configure_webhooks(shuffle=True)
+    assert [json.loads(d["body"])["data"]["object"]["id"] for d in received[12:]] == ordered
