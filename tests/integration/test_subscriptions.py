@@ -74,7 +74,7 @@ def test_bad_inputs_are_400_or_404(tenant):
         {k: v for k, v in base.items() if k != "customer_id"},
         {**base, "currency": "usdollars"},
         {**base, "billing_period": "FORTNIGHTLY"},
-        {**base, "billing_period_count": 0},
+        {**base, "billing_period_count": -1},
         {**base, "billing_cycle": "lunar"},
         {**base, "collection_method": "cash"},
         {**base, "start_date": "yesterday"},

@@ -12,9 +12,11 @@ def utcnow() -> datetime:
 def iso(value: datetime) -> str:
     """Render as RFC 3339 UTC with a ``Z`` suffix (microseconds kept only when present)."""
     value = value.astimezone(UTC)
+    # The year is zero-padded to four digits by hand: strftime's %Y does not pad years before 1000 on Linux.
+    text = f"{value.year:04d}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:{value.minute:02d}:{value.second:02d}"
     if value.microsecond:
-        return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return f"{text}.{value.microsecond:06d}Z"
+    return f"{text}Z"
 
 
 def parse_iso(text: str) -> datetime:

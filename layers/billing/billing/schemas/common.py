@@ -124,6 +124,16 @@ class ListFilter(Edge):
     status: Status | None = None
     start_time: Timestamp | None = None
     end_time: Timestamp | None = None
+    # Flexprice's generic filter conditions. Refused when present rather than ignored: a filter that is asked for
+    # and not applied would answer records the caller meant to exclude. An empty list is accepted.
+    filters: list[Any] | None = None
+
+    @field_validator("filters")
+    @classmethod
+    def _no_conditions(cls, value: list[Any] | None) -> list[Any] | None:
+        if value:
+            raise ValueError("filter conditions are not supported; filter with the named fields of this search")
+        return value
 
     @field_validator("order", mode="before")
     @classmethod

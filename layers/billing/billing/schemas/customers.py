@@ -19,6 +19,8 @@ def _check_timezone(value: str | None) -> str | None:
     global _TIMEZONES
     if value is None:
         return None
+    if value == "":  # as Flexprice: an empty timezone is UTC
+        return "UTC"
     if _TIMEZONES is None:
         _TIMEZONES = available_timezones() | {"UTC"}
     if value not in _TIMEZONES:

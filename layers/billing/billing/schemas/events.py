@@ -163,7 +163,7 @@ class EventsQuery(Edge):
     page_size: int = Field(default=50, ge=1, le=1000)
     offset: int = Field(default=0, ge=0, le=100_000)
     order: Literal["asc", "desc"] = "desc"
-    sort: Literal["timestamp"] = "timestamp"
+    sort: Literal["timestamp", "event_name"] = "timestamp"
     iter_first_key: str | None = Field(default=None, max_length=600)
     iter_last_key: str | None = Field(default=None, max_length=600)
     property_filters: dict[str, list[str]] = Field(default_factory=dict)
@@ -174,6 +174,18 @@ class EventsQuery(Edge):
     @classmethod
     def _lower(cls, value: Any) -> Any:
         return value.lower() if isinstance(value, str) else value
+
+    @field_validator("page_size", mode="before")
+    @classmethod
+    def _default_page_size(cls, value: Any) -> Any:
+        """As Flexprice: a page size of 0 or less means the default (50)."""
+        return 50 if isinstance(value, int) and not isinstance(value, bool) and value <= 0 else value
+
+    @field_validator("offset", mode="before")
+    @classmethod
+    def _default_offset(cls, value: Any) -> Any:
+        """As Flexprice: a negative offset means 0."""
+        return 0 if isinstance(value, int) and not isinstance(value, bool) and value < 0 else value
 
     @model_validator(mode="after")
     def _indexed(self) -> EventsQuery:

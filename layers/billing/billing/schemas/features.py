@@ -94,16 +94,6 @@ class FeatureFilter(ListFilter):
     meter_ids: CsvList | None = None
     name_contains: str | None = None
     expand: str | None = None  # meters are always expanded
-    filters: list[Any] | None = None
-
-    @field_validator("filters")
-    @classmethod
-    def _no_conditions(cls, value: list[Any] | None) -> list[Any] | None:
-        if value:
-            raise ValueError(
-                "filter conditions are not supported; use feature_ids, lookup_keys, meter_ids or name_contains"
-            )
-        return value
 
     def keep(self, record: dict[str, Any]) -> bool:
         if not super().keep(record):

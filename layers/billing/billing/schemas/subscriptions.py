@@ -57,6 +57,12 @@ class SubscriptionCreate(Edge):
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
+    @field_validator("billing_period_count", mode="before")
+    @classmethod
+    def _count_default(cls, value: Any) -> Any:
+        """As Flexprice: an absent, null or 0 period count is 1."""
+        return 1 if value is None or (value == 0 and not isinstance(value, bool)) else value
+
     @field_validator("currency")
     @classmethod
     def _currency(cls, value: str) -> str:

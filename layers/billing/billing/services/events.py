@@ -293,6 +293,8 @@ def query(scope: Scope, request: EventsQuery, now: datetime) -> dict[str, Any]:
     start = request.start_time or end - DEFAULT_QUERY_RANGE
     if start >= end:
         raise ValidationFailed("invalid request: start_time: must be before end_time")
+    if request.sort == "event_name":
+        return _query_by_name(scope, request, start, end)
     page: list[dict[str, Any]] = []
     skipped = examined = 0
     last_key = None
@@ -318,6 +320,29 @@ def query(scope: Scope, request: EventsQuery, now: datetime) -> dict[str, Any]:
         "has_more": has_more,
         "iter_first_key": page[0]["GSI1SK"] if page else "",
         "iter_last_key": last_key or "",
+        "offset": request.offset,
+        "total_count": len(page),
+    }
+
+
+def _query_by_name(scope: Scope, request: EventsQuery, start: datetime, end: datetime) -> dict[str, Any]:
+    """``sort: event_name``: the matching events (at most ``MAX_EXAMINED`` examined) ordered by name, then time,
+    both in ``order``; pages by ``offset`` (the iteration keys follow time, not names)."""
+    kept: list[dict[str, Any]] = []
+    examined = 0
+    for item in _candidates(scope, request, start, end):
+        examined += 1
+        if _keep(item, request):
+            kept.append(item)
+        if examined >= MAX_EXAMINED:
+            break
+    kept.sort(key=lambda item: (item["n"], item["GSI1SK"]), reverse=request.order == "desc")
+    page = kept[request.offset : request.offset + request.page_size]
+    return {
+        "events": [render(item, scope) for item in page],
+        "has_more": len(kept) > request.offset + len(page) or examined >= MAX_EXAMINED,
+        "iter_first_key": page[0]["GSI1SK"] if page else "",
+        "iter_last_key": page[-1]["GSI1SK"] if page else "",
         "offset": request.offset,
         "total_count": len(page),
     }
