@@ -49,4 +49,5 @@ def test_a_request_body_that_cannot_be_held_is_a_400_with_details() -> None:
     with pytest.raises(ValidationFailed) as bad:
         req.json()
     envelope = bad.value.envelope()
-    assert envelope["http_status_code"] == 400 and envelope["details"] == {"reason": "malformed_json"}
+    assert envelope["http_status_code"] == 400 and envelope["details"]["reason"] == "malformed_json"
+    assert envelope["details"]["errors"][0]["field"] == "body"

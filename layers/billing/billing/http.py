@@ -141,7 +141,10 @@ class Request:
         try:
             return jsontext.loads(data)
         except jsontext.BadJson as exc:
-            raise ValidationFailed(f"request body is not valid JSON: {exc}", {"reason": "malformed_json"}) from None
+            raise ValidationFailed(
+                f"request body is not valid JSON: {exc}",
+                {"reason": "malformed_json", "errors": [{"field": "body", "message": str(exc)}]},
+            ) from None
 
     def model(self, model: type[M]) -> M:
         data = self.json()
