@@ -14,7 +14,7 @@ import pytest
 
 from billing.schemas.payments import SetupIntentCreate
 from billing.scope import Scope
-from billing.services import payment_methods, webhook_effects, webhooks
+from billing.services import ledger, payment_methods, webhooks
 from tests.integration.test_stripe_customer_sync import connect
 from tests.integration.test_stripe_invoice_sync import finalized_invoice
 from tests.integration.test_webhooks import connect as connect_with_webhooks
@@ -332,7 +332,7 @@ def test_payment_link_is_settled_by_the_checkout_webhook_and_saves_the_card(
     paid = invoice_of(tenant, inv["id"])
     assert paid["payment_status"] == "SUCCEEDED" and paid["amount_remaining"] == "0.00"
     assert paid["amount_paid"] == paid["amount_due"]  # the offline part is kept, the link adds the rest
-    recorded = webhook_effects.payments_of(Scope(*tenant), inv["id"])
+    recorded = ledger.payments_of(Scope(*tenant), inv["id"])
     assert sorted(p["id"] for p in recorded) == sorted([offline.body["id"], body["id"]])  # no duplicate record
     [card] = payment_methods.saved_methods(Scope(*tenant), inv["customer_id"])["providers"][0]["items"]
     assert card["is_default"] is True and card["card"]["last4"] == "4242"

@@ -27,7 +27,7 @@ import stripe
 
 from billing import wiring
 from billing.scope import Scope
-from billing.services import mappings, payment_methods, reconciliation, webhook_effects, webhooks
+from billing.services import ledger, mappings, payment_methods, reconciliation, webhook_effects, webhooks
 from billing.settings import reset_settings
 from billing.store import invoices as invoice_keys
 from devstack import template as tpl
@@ -371,7 +371,7 @@ def test_duplicates_apply_once_and_every_webhook_is_recorded_with_an_expiry(tena
     assert paid["payment_status"] == "SUCCEEDED" and paid["amount_paid"] == Decimal("25.50")
     assert paid["amount_remaining"] == Decimal("0.00") and paid["paid_at"] == "2026-09-21T14:13:20Z"
     assert paid["version"] == 2  # written once
-    [payment] = webhook_effects.payments_of(Scope(*tenant), ours["id"])
+    [payment] = ledger.payments_of(Scope(*tenant), ours["id"])
     assert payment["amount"] == Decimal("25.50") and payment["gateway_payment_id"] == "pi_dup"
     record = webhooks.find_record(Scope(*tenant), event["id"])
     assert record["status"] == "processed" and record["outcome"] == "paid" and record["event_type"] == "invoice.paid"
@@ -418,7 +418,7 @@ def test_all_24_orderings_of_four_invoice_events_converge(tenant):
         for name in order:  # and every event delivered again
             assert process(tenant, events[name]) == "duplicate"
         final = invoice_now(tenant, ours["id"])
-        payments = webhook_effects.payments_of(Scope(*tenant), ours["id"])
+        payments = ledger.payments_of(Scope(*tenant), ours["id"])
         finals.add(
             (
                 final["invoice_status"],
@@ -603,7 +603,7 @@ def test_duplicated_and_reordered_deliveries_converge_to_paid(
             break
         time.sleep(0.1)
     assert final["payment_status"] == "SUCCEEDED" and final["amount_paid"] == Decimal("25.50")
-    assert len(webhook_effects.payments_of(Scope(*tenant), ours["id"])) == 1
+    assert len(ledger.payments_of(Scope(*tenant), ours["id"])) == 1
     rows = reconciliation.drift(Scope(*tenant))
     assert [(r["ours_status"], r["stripe_status"], r["drift"]) for r in rows] == [("SUCCEEDED", "SUCCEEDED", False)]
     assert "0 of 1 linked invoices differ" in tool.drift_table(rows)

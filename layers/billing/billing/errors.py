@@ -59,6 +59,13 @@ class AlreadyExists(BillingError):
     http_status = 409
 
 
+class Conflict(BillingError):
+    """The request is valid but the resource's state forbids it now (e.g. another collector holds an invoice)."""
+
+    code = "conflict"
+    http_status = 409
+
+
 class VersionConflict(BillingError):
     code = "version_conflict"
     http_status = 409

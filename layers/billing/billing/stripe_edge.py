@@ -236,6 +236,10 @@ def translate(err: Exception, action: str) -> BillingError:
             "update the connection's keys (PUT /connections/{id})",
             details,
         )
+    if isinstance(err, stripe.RateLimitError):
+        return ServiceUnavailable(
+            f"Stripe is rate-limiting requests; retry shortly ({action})", {**details, "retry_after": RETRY_AFTER_S}
+        )
     if isinstance(err, stripe.IdempotencyError):
         return StripeIdempotencyConflict(f"Stripe refused a retried request to {action}: {message}", details)
     if isinstance(err, stripe.InvalidRequestError):

@@ -194,6 +194,11 @@ def invoice_out(record: dict[str, Any]) -> dict[str, Any]:
         ),
         currency,
     )
+    # Money taken back (refunds) and still contested (disputes), and what was written off so that Stripe could charge
+    # the amount due (three-decimal currencies): each is already reflected in amount_paid / amount_due.
+    out["refunded_amount"] = _money(record.get("refunded_amount", 0), currency)
+    out["disputed_amount"] = _money(record.get("disputed_amount", 0), currency)
+    out["rounding_adjustment"] = _money(record.get("rounding_adjustment", 0), currency)
     out["total_discount"] = format_money(Decimal(0), currency)
     out["total_tax"] = format_money(Decimal(0), currency)
     out["billing_sequence"] = None if record.get("billing_sequence") is None else int(record["billing_sequence"])

@@ -13,12 +13,14 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from billing import stripe_edge
+from billing.domain.collection import STRIPE
 from billing.domain.money import round_minor
-from billing.errors import InvalidOperation, VersionConflict
-from billing.observability import metrics
+from billing.errors import Conflict, InvalidOperation, VersionConflict
+from billing.observability import logger, metrics
 from billing.schemas.invoices import InvoiceFilter, InvoicePreview, PaymentUpdate
 from billing.scope import Scope
-from billing.services import invoicing
+from billing.services import collection, invoice_sync, invoicing, mappings
 from billing.store import invoices as keys
 from billing.store.dynamo import ConditionFailed
 from billing.timeutil import iso
@@ -58,7 +60,17 @@ def finalize(scope: Scope, invoice_id: str, now: datetime) -> dict[str, Any]:
     done = invoicing.finalize(scope, invoice, now, skip_zero=False)
     if done["invoice_status"] != "FINALIZED":
         raise InvalidOperation(f"invoice {invoice_id} was voided concurrently", {"id": invoice_id})
+    if Decimal(done["total"]) > 0:
+        queue_sync(scope, invoice_id)
     return done
+
+
+def queue_sync(scope: Scope, invoice_id: str) -> None:
+    """Queue a finalized invoice's Stripe sync at once (the sweeper queues whatever this misses)."""
+    try:
+        invoice_sync.request_invoice_sync(scope, invoice_id)
+    except Exception:  # the outbox item stays pending: the sweeper queues it
+        logger.exception("could not queue the invoice's Stripe sync", extra={"invoice_id": invoice_id})
 
 
 def _write(scope: Scope, current: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
@@ -69,13 +81,63 @@ def _write(scope: Scope, current: dict[str, Any], record: dict[str, Any]) -> dic
         raise VersionConflict(f"invoice {current['id']} was changed by another request; retry") from None
 
 
-def void(scope: Scope, invoice_id: str, now: datetime) -> dict[str, Any]:
+def _stripe_link(scope: Scope, invoice: dict[str, Any]) -> dict[str, Any] | None:
+    """The invoice's Stripe invoice link, once the Stripe sync has finished building it.
+
+    409 while Stripe is the collector but the sync has not finished (the Stripe invoice may be in the making).
+    """
+    if invoice.get("collector") != STRIPE:
+        return None
+    link = mappings.find(scope, "invoice", invoice["id"], "stripe")
+    if link is None or (link.get("metadata") or {}).get("state") != "finalized":
+        raise Conflict(
+            f"invoice {invoice['id']} is being sent to Stripe right now; retry in a few seconds",
+            {"invoice_id": invoice["id"], "collector": STRIPE},
+        )
+    return link
+
+
+def _void_in_stripe(scope: Scope, invoice: dict[str, Any]) -> None:
+    """Stop Stripe collecting a voided invoice first: void the open Stripe invoice, delete a draft, refuse when
+    Stripe already has it paid."""
+    link = _stripe_link(scope, invoice)
+    if link is None:
+        return
+    stripe_id = str(link["provider_entity_id"])
+    edge = stripe_edge.require(scope)
+    with stripe_edge.translated("void the Stripe invoice"):
+        current = edge.client.v1.invoices.retrieve(stripe_id)
+        if current.status == "paid":
+            raise Conflict(
+                f"invoice {invoice['id']} was already paid at Stripe (Stripe invoice {stripe_id}) and cannot be "
+                "voided; refund it instead",
+                {"invoice_id": invoice["id"], "stripe_invoice_id": stripe_id, "stripe_status": "paid"},
+            )
+        if current.status == "draft":
+            edge.client.v1.invoices.delete(stripe_id)
+        elif current.status in ("open", "uncollectible"):
+            edge.client.v1.invoices.void_invoice(
+                stripe_id, options=stripe_edge.options(stripe_edge.key("invoice.void", invoice["id"]))
+            )
+    metrics.add_metric(name="StripeInvoiceVoided", unit="Count", value=1)
+
+
+def void(scope: Scope, invoice_id: str, now: datetime, *, from_stripe: bool = False) -> dict[str, Any]:
+    """Void an invoice. A Stripe invoice it was synced to is voided (or deleted) first, unless Stripe told us."""
     current = get(scope, invoice_id)
     status = current["invoice_status"]
     if status not in ("DRAFT", "FINALIZED", "SKIPPED"):
         raise InvalidOperation(f"invoice {invoice_id} is {status} and cannot be voided", {"invoice_status": status})
     if Decimal(current.get("amount_paid", 0)) > 0:
         raise InvalidOperation(f"invoice {invoice_id} has payments and cannot be voided")
+    holder = collection.holder(current, now)
+    if holder not in (None, STRIPE):
+        raise Conflict(
+            f"payment {holder} is collecting invoice {invoice_id}: wait for it to succeed, fail or expire",
+            {"invoice_id": invoice_id, "payment_id": holder},
+        )
+    if not from_stripe:
+        _void_in_stripe(scope, current)
     record = {
         **current,
         "invoice_status": "VOIDED",
@@ -89,7 +151,9 @@ def void(scope: Scope, invoice_id: str, now: datetime) -> dict[str, Any]:
     return done
 
 
-def update_payment(scope: Scope, invoice_id: str, request: PaymentUpdate, now: datetime) -> dict[str, Any]:
+def update_payment(
+    scope: Scope, invoice_id: str, request: PaymentUpdate, now: datetime, *, from_stripe: bool = False
+) -> dict[str, Any]:
     current = get(scope, invoice_id)
     if current["invoice_status"] != "FINALIZED":
         raise InvalidOperation(
@@ -108,6 +172,22 @@ def update_payment(scope: Scope, invoice_id: str, request: PaymentUpdate, now: d
             raise InvalidOperation("OVERPAID needs an amount greater than amount_due", {"field": "amount"})
         if new == "SUCCEEDED" and paid < due:
             raise InvalidOperation("SUCCEEDED needs an amount of at least amount_due", {"field": "amount"})
+        already = Decimal(current.get("amount_paid") or 0)
+        if paid < already:
+            raise InvalidOperation(
+                f"amount {paid} is less than the {already} already paid: what was paid is never lowered here; "
+                "record a refund instead",
+                {"field": "amount", "amount_paid": str(already)},
+            )
+        if not from_stripe:
+            holder = collection.holder(current, now)
+            if holder == STRIPE and _stripe_link(scope, current) is not None:
+                payments_mirror(scope, current)
+            elif holder is not None and holder != STRIPE:
+                raise Conflict(
+                    f"payment {holder} is collecting invoice {invoice_id}: wait for it to succeed, fail or expire",
+                    {"invoice_id": invoice_id, "payment_id": holder},
+                )
         record["amount_paid"] = paid
         record["amount_remaining"] = round_minor(max(due - paid, Decimal(0)), currency)
         record["paid_at"] = current.get("paid_at") or iso(now)
@@ -128,3 +208,8 @@ def preview(scope: Scope, request: InvoicePreview, now: datetime) -> dict[str, A
     record["id"] = None
     record["idempotency_key"] = None
     return record
+
+
+def payments_mirror(scope: Scope, invoice: dict[str, Any]) -> None:
+    """A manual settlement of an invoice Stripe collects: the Stripe invoice is marked paid out of band first."""
+    collection.mirror_to_stripe(scope, invoice, Decimal(invoice.get("amount_remaining") or 0), "a manual settlement")

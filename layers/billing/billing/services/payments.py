@@ -28,14 +28,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from billing import stripe_gateway, wiring
+from billing import stripe_edge, stripe_gateway, wiring
+from billing.domain.collection import STRIPE, payment_collector
 from billing.domain.money import from_minor_units, round_minor, to_minor_units
 from billing.errors import (
     AlreadyExists,
+    Conflict,
     InvalidOperation,
     ServiceUnavailable,
     ValidationFailed,
@@ -46,8 +48,8 @@ from billing.ids import new_id, ulid
 from billing.observability import logger, metrics
 from billing.schemas.payments import PaymentCreate, PaymentFilter
 from billing.scope import Scope
-from billing.services import invoices, mappings, payment_methods
-from billing.services.webhook_effects import payments_key
+from billing.services import collection, invoices, mappings, stripe_sync
+from billing.services.ledger import payments_key, stripe_payments_pk
 from billing.store import invoices as invoice_keys
 from billing.store.dynamo import ConditionFailed
 from billing.store.entities import Entities, strip_keys
@@ -55,6 +57,7 @@ from billing.timeutil import iso, utcnow
 
 GATEWAY = "stripe"
 WRITE_ATTEMPTS = 4
+LINK_LEASE = timedelta(hours=24) + collection.LINK_LEASE_MARGIN  # Checkout Sessions expire after 24 hours
 PAID = ("SUCCEEDED", "OVERPAID")
 UNSUPPORTED = {
     "CREDITS": "CREDITS payments need wallets, which this product does not offer",
@@ -67,17 +70,13 @@ def repo() -> Entities:
     return Entities(wiring.entities(), "payment", "payment")
 
 
-def _stripe_payments_pk(scope: Scope) -> str:
-    return f"{scope.prefix}#stripe_payment"
-
-
 # ---------------------------------------------------------------------------------------------- reads
 
 
 def get(scope: Scope, payment_id: str) -> dict[str, Any]:
     found = repo().find(scope, payment_id)
     if found is None:
-        item = wiring.entities().get(_stripe_payments_pk(scope), payment_id)
+        item = wiring.entities().get(stripe_payments_pk(scope), payment_id)
         found = strip_keys(item) if item else None
     if found is None:
         raise not_found("payment", payment_id)
@@ -91,7 +90,7 @@ def search(scope: Scope, criteria: PaymentFilter) -> list[dict[str, Any]]:
         items = table.query(payments_key(scope, criteria.destination_id), index="GSI1", forward=False)
     else:
         items = table.query(f"{scope.prefix}#payment", forward=False)
-        items += table.query(_stripe_payments_pk(scope), forward=False)
+        items += table.query(stripe_payments_pk(scope), forward=False)
         items.sort(key=lambda item: str(item["id"]), reverse=True)
     records = [strip_keys(item) for item in items]
     return criteria.arrange([r for r in records if criteria.keep(r)])
@@ -217,72 +216,72 @@ def create(scope: Scope, request: PaymentCreate, now: datetime | None = None) ->
         )
     if method != "OFFLINE" and request.payment_gateway not in (None, GATEWAY):
         raise InvalidOperation(f"payment_gateway {request.payment_gateway} is not connected; use stripe")
-    stripe_invoice = _stripe_collected(scope, request)
-    if method == "OFFLINE":
-        payment = _offline(scope, request, at)
-        if stripe_invoice is not None:
-            _settle_in_stripe(scope, request.destination_id, stripe_invoice)
-        return payment
     if method == "PAYMENT_LINK" and not request.success_url:
         raise ValidationFailed(
             "invalid request: success_url: is required for PAYMENT_LINK payments",
             {"errors": [{"field": "success_url", "message": "is required for PAYMENT_LINK payments"}]},
         )
+    if method == "OFFLINE":
+        return _offline(scope, request, at)
     invoice = _destination(scope, request)
-    client, _connection = payment_methods._stripe(scope)
-    stripe_customer = payment_methods._stripe_customer(scope, invoice["customer_id"])
+    _refuse_if_held(scope, invoice, at, method)
+    edge = stripe_edge.require(scope)
+    with stripe_edge.translated("prepare the payment"):
+        stripe_customer = stripe_sync.stripe_customer(scope, invoice["customer_id"])
     gateway = {"payment_gateway": GATEWAY, "gateway_metadata": {"stripe_customer_id": stripe_customer}}
     if method == "CARD":
-        method_id = _card_for(client, invoice["customer_id"], stripe_customer, request.payment_method_id)
+        with stripe_edge.translated("find the card to charge"):
+            method_id = _card_for(edge.client, invoice["customer_id"], stripe_customer, request.payment_method_id)
         record = _new(scope, request, invoice, at, payment_status="PROCESSING", **gateway)
         record["payment_method_id"] = method_id
-        payment, created = _insert(scope, request, record)
+        payment, created = _insert_claiming(scope, request, record, invoice, at, collection.CARD_LEASE)
         return _charge(scope, payment) if created else payment
     record = _new(scope, request, invoice, at, payment_status="PENDING", **gateway)
-    payment, created = _insert(scope, request, record)
+    payment, created = _insert_claiming(scope, request, record, invoice, at, LINK_LEASE)
     return _link(scope, payment) if created else payment
 
 
-def _stripe_collected(scope: Scope, request: PaymentCreate) -> str | None:
-    """Refuse what could collect an invoice twice: once an invoice is synced, Stripe collects it.
-
-    A card charge or a payment link on an invoice Stripe is already collecting could take the money a second time, so
-    they are refused. An offline payment is accepted only when it settles the invoice in full, and the Stripe invoice
-    is then marked paid out of band so Stripe stops collecting. Returns the Stripe invoice id, if any.
-    """
-    link = mappings.find(scope, "invoice", request.destination_id, "stripe")
-    if link is None:
-        return None
-    stripe_invoice = str(link["provider_entity_id"])
-    if request.payment_method_type != "OFFLINE":
-        raise InvalidOperation(
-            f"invoice {request.destination_id} is collected by Stripe (Stripe invoice {stripe_invoice}): pay it "
-            "on its hosted invoice page or let Stripe charge the default card; a second charge here is refused",
-            {"stripe_invoice_id": stripe_invoice},
+def _refuse_if_held(scope: Scope, invoice: dict[str, Any], at: datetime, method: str) -> None:
+    """CARD and PAYMENT_LINK collect only an invoice nobody else is collecting (one collector at a time)."""
+    holder = collection.holder(invoice, at)
+    if holder == STRIPE:
+        link = mappings.find(scope, "invoice", invoice["id"], "stripe")
+        where = f" (Stripe invoice {link['provider_entity_id']})" if link else ""
+        raise Conflict(
+            f"invoice {invoice['id']} is collected by Stripe{where}: pay it on its hosted invoice page or let Stripe "
+            f"charge the default card; a {method} payment here could take the money twice",
+            {
+                "invoice_id": invoice["id"],
+                "collector": STRIPE,
+                **({"stripe_invoice_id": link["provider_entity_id"]} if link else {}),
+            },
         )
-    invoice = _destination(scope, request)
-    if Decimal(request.amount) != Decimal(invoice["amount_remaining"]):
-        raise InvalidOperation(
-            f"invoice {request.destination_id} is collected by Stripe: an offline payment must settle it in full "
-            f"({invoice['amount_remaining']} {invoice['currency']})",
-            {"stripe_invoice_id": stripe_invoice, "amount_remaining": invoice["amount_remaining"]},
+    if holder is not None:
+        raise Conflict(
+            f"payment {holder} is collecting invoice {invoice['id']}: wait for it to succeed, fail or expire",
+            {"invoice_id": invoice["id"], "payment_id": holder},
         )
-    current = _client(scope).v1.invoices.retrieve(stripe_invoice)
-    if current.status in ("paid", "void", "uncollectible"):
-        raise InvalidOperation(
-            f"Stripe invoice {stripe_invoice} is already {current.status}; its webhook updates this invoice",
-            {"stripe_invoice_id": stripe_invoice, "stripe_status": current.status},
-        )
-    return stripe_invoice
 
 
-def _settle_in_stripe(scope: Scope, invoice_id: str, stripe_invoice: str) -> None:
-    """Mark the Stripe invoice paid out of band (idempotent), so Stripe never collects it again."""
-    _client(scope).v1.invoices.pay(
-        stripe_invoice,
-        {"paid_out_of_band": True},
-        stripe_gateway.options(stripe_gateway.idempotency_key("invoice.paid_out_of_band", invoice_id)),
-    )
+def _insert_claiming(
+    scope: Scope,
+    request: PaymentCreate,
+    record: dict[str, Any],
+    invoice: dict[str, Any],
+    at: datetime,
+    lease: timedelta,
+) -> tuple[dict[str, Any], bool]:
+    """Write the payment and make it the invoice's collector in one transaction (409 when someone else won)."""
+    claim = collection.claim_op(scope, invoice, payment_collector(record["id"]), at, at + lease)
+    try:
+        return _insert(scope, request, record, [claim])
+    except ConditionFailed:
+        current = invoices.get(scope, invoice["id"])
+        _refuse_if_held(scope, current, at, request.payment_method_type)
+        raise Conflict(
+            f"invoice {invoice['id']} changed while the payment was being recorded; retry",
+            {"invoice_id": invoice["id"]},
+        ) from None
 
 
 def _resume(scope: Scope, payment: dict[str, Any]) -> dict[str, Any]:
@@ -301,6 +300,14 @@ def _resume(scope: Scope, payment: dict[str, Any]) -> dict[str, Any]:
 def _offline(scope: Scope, request: PaymentCreate, at: datetime) -> dict[str, Any]:
     for _ in range(WRITE_ATTEMPTS):
         invoice = _destination(scope, request)
+        holder = collection.holder(invoice, at)
+        if holder == STRIPE:
+            collection.mirror_to_stripe(scope, invoice, Decimal(request.amount), "an offline payment")
+        elif holder is not None:
+            raise Conflict(
+                f"payment {holder} is collecting invoice {invoice['id']}: wait for it to succeed, fail or expire",
+                {"invoice_id": invoice["id"], "payment_id": holder},
+            )
         record = _new(scope, request, invoice, at, payment_status="SUCCEEDED", succeeded_at=iso(at))
         applied = _applied(invoice, request.amount, at)
         ops = [_invoice_put(scope, invoice, applied)] if applied else []
@@ -366,8 +373,7 @@ def _description(payment: dict[str, Any]) -> str:
 
 
 def _client(scope: Scope) -> Any:
-    client, _connection = payment_methods._stripe(scope)
-    return client
+    return stripe_edge.require(scope).client
 
 
 def _charge(scope: Scope, payment: dict[str, Any]) -> dict[str, Any]:
@@ -399,6 +405,10 @@ def _charge(scope: Scope, payment: dict[str, Any]) -> dict[str, Any]:
         return repo().get(scope, payment["id"])
     except StripeError as err:
         logger.warning("card payment not confirmed by Stripe", extra={"payment_id": payment["id"], "error": str(err)})
+        refused = stripe_edge.translate(err, "charge the card")
+        if not isinstance(refused, ServiceUnavailable):
+            _settle(scope, payment["id"], "FAILED", utcnow(), message=refused.message)
+            raise refused from None
         raise ServiceUnavailable(
             f"Stripe did not confirm payment {payment['id']}; it stays PROCESSING: retry with the same "
             "idempotency_key to resume it",
@@ -459,6 +469,10 @@ def _link(scope: Scope, payment: dict[str, Any]) -> dict[str, Any]:
         session = client.v1.checkout.sessions.create(params, stripe_gateway.options(key))
     except StripeError as err:
         logger.warning("payment link not created", extra={"payment_id": payment["id"], "error": str(err)})
+        refused = stripe_edge.translate(err, "create the payment page")
+        if not isinstance(refused, ServiceUnavailable):
+            _settle(scope, payment["id"], "FAILED", utcnow(), message=refused.message)
+            raise refused from None
         raise ServiceUnavailable(
             f"Stripe did not create the payment page of payment {payment['id']}: retry with the same "
             "idempotency_key to resume it",
@@ -587,6 +601,11 @@ def _settle(
                 values={":v": int(current["version"])},
             )
         ]
+        me = payment_collector(payment_id)
+        if invoice is not None and invoice.get("collector") == me:
+            # The payment has ended: it no longer holds the invoice (the Stripe sync may go on).
+            base = changed if changed is not None else {**invoice, "version": int(invoice["version"]) + 1}
+            changed = collection.released(base, me)
         if changed is not None and invoice is not None:
             ops.append(_invoice_put(scope, invoice, changed))
         try:
@@ -626,9 +645,10 @@ def gateway_succeeded(
     if currency and currency.lower() != payment["currency"]:
         logger.warning("stripe payment currency differs from ours", extra={"payment_id": payment_id})
         return "rejected_currency"
-    if amount_minor is not None and from_minor_units(int(amount_minor), payment["currency"]) != Decimal(
-        payment["amount"]
-    ):
+    if amount_minor is None or int(amount_minor) <= 0:
+        logger.warning("stripe payment event without a positive amount", extra={"payment_id": payment_id})
+        return "rejected_amount"
+    if from_minor_units(int(amount_minor), payment["currency"]) != Decimal(payment["amount"]):
         logger.warning("stripe payment amount differs from ours", extra={"payment_id": payment_id})
         return "rejected_amount"
     return _settle(
@@ -647,3 +667,13 @@ def gateway_failed(scope: Scope, payment_id: str, *, message: str | None, gatewa
         _patch(scope, payment_id, error_message=message)
         return "attempt_failed"
     return _settle(scope, payment_id, "FAILED", utcnow(), message=message, gateway_payment_id=gateway_payment_id)
+
+
+def gateway_expired(scope: Scope, payment_id: str) -> str:
+    """Stripe reports a payment page expired unpaid (``checkout.session.expired``): the payment failed."""
+    payment = repo().find(scope, payment_id)
+    if payment is None:
+        raise not_found("payment", payment_id)
+    if payment["payment_status"] not in ("PENDING", "PROCESSING"):
+        return f"ignored_{str(payment['payment_status']).lower()}"
+    return _settle(scope, payment_id, "FAILED", utcnow(), message="the payment page expired before it was paid")

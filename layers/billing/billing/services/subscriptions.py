@@ -27,7 +27,7 @@ from billing.ids import new_id, ulid
 from billing.observability import metrics
 from billing.schemas.subscriptions import SubscriptionCancel, SubscriptionCreate, SubscriptionFilter
 from billing.scope import Scope
-from billing.services import customers, invoicing
+from billing.services import customers, invoices, invoicing
 from billing.services import prices as price_service
 from billing.store import catalog
 from billing.store import invoices as keys
@@ -116,9 +116,12 @@ def create(scope: Scope, request: SubscriptionCreate, now: datetime, actor: str 
     opening = invoicing.opening_invoice(scope, record, now)
     for attempt in range(MAX_ATTEMPTS):
         extra: list[dict[str, Any]] = []
+        finalized_opening: dict[str, Any] | None = None
         if opening is not None:
             counter = invoicing.read_counter(scope)
-            _, extra = invoicing.finalize_ops(scope, opening, counter, now, skip_zero=True, expect_absent=True)
+            finalized_opening, extra = invoicing.finalize_ops(
+                scope, opening, counter, now, skip_zero=True, expect_absent=True
+            )
         try:
             repo.create(scope, record, indexes=indexes, extra_ops=extra)
             break
@@ -131,6 +134,9 @@ def create(scope: Scope, request: SubscriptionCreate, now: datetime, actor: str 
             "the subscription could not be created: too much contention; retry", {"retry_after": 1}
         )
     metrics.add_metric(name="SubscriptionCreated", unit="Count", value=1)
+    opened = finalized_opening or {}
+    if opened.get("invoice_status") == "FINALIZED" and Decimal(opened["total"]) > 0:
+        invoices.queue_sync(scope, opened["id"])
     return record
 
 

@@ -13,23 +13,22 @@ or replayed events converge to the same final state.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from billing import stripe_edge, wiring
+from billing import stripe_edge
+from billing.domain.collection import stripe_settlement
 from billing.domain.money import from_minor_units
 from billing.errors import AlreadyExists, InvalidOperation, NotFound, ValidationFailed, VersionConflict
 from billing.observability import logger, metrics
 from billing.schemas.customers import CustomerCreate
 from billing.scope import Scope
-from billing.services import customers, invoices, mappings, payment_methods, stripe_sync
+from billing.services import customers, invoices, ledger, mappings, payment_methods, payments, stripe_sync
 from billing.store import catalog
 from billing.store import invoices as invoice_keys
-from billing.store.dynamo import ConditionFailed
-from billing.timeutil import iso, utcnow
+from billing.timeutil import utcnow
 
 PROVIDER = "stripe"
 WRITE_ATTEMPTS = 4
@@ -87,100 +86,47 @@ def _our_invoice(scope: Scope, stripe_invoice_id: str | None, metadata: dict[str
     return found
 
 
-def _payment_id(stripe_ref: str, at: datetime) -> str:
-    """``pay_`` + a ULID-shaped id derived from the Stripe payment it records (the same payment, the same id)."""
-    digest = hashlib.sha256(stripe_ref.encode()).digest()
-    value = (int(at.timestamp() * 1000) << 80) | int.from_bytes(digest[:10], "big")
-    alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-    chars = []
-    for _ in range(26):
-        chars.append(alphabet[value & 31])
-        value >>= 5
-    return "pay_" + "".join(reversed(chars))
+def _received(obj: dict[str, Any]) -> list[ledger.Received]:
+    """What a paid Stripe invoice brought in: cash Stripe charged, credit taken from the customer's balance."""
+    currency = str(obj.get("currency") or "usd")
+    split = stripe_settlement(
+        total=int(obj.get("total") or 0),
+        amount_due=int(obj.get("amount_due") or 0),
+        amount_paid=int(obj.get("amount_paid") or 0),
+        paid_out_of_band=bool(obj.get("paid_out_of_band")),
+        starting_balance=int(obj.get("starting_balance") or 0),
+    )
+    out = []
+    if split.cash_minor > 0:
+        ref = _id(obj.get("payment_intent")) or _id(obj.get("charge")) or f"invoice:{obj.get('id')}"
+        out.append(ledger.Received(ref, from_minor_units(split.cash_minor, currency), "CARD"))
+    if split.credit_minor > 0:
+        out.append(
+            ledger.Received(f"balance:{obj.get('id')}", from_minor_units(split.credit_minor, currency), "CREDITS")
+        )
+    if split.carried_minor > 0:
+        logger.warning(
+            "Stripe marked an invoice paid and carried its amount to the customer's balance",
+            extra={"stripe_invoice": obj.get("id"), "carried_minor": split.carried_minor},
+        )
+        metrics.add_metric(name="StripeAmountCarriedForward", unit="Count", value=1)
+    return out
 
 
-def payments_key(scope: Scope, invoice_id: str) -> str:
-    return f"{scope.prefix}#invoice_payments#{invoice_id}"
-
-
-def _record_payment(
-    scope: Scope, invoice: dict[str, Any], amount: Decimal, paid_at: datetime, stripe_ref: str, method: str | None
-) -> None:
-    """One payment item per Stripe payment (``PK=<p>#stripe_payment``, ``SK=<pay id>``, listed per invoice on GSI1)."""
-    payment_id = _payment_id(stripe_ref, paid_at)
-    now = iso(utcnow())
-    item = {
-        "PK": f"{scope.prefix}#stripe_payment",
-        "SK": payment_id,
-        "GSI1PK": payments_key(scope, invoice["id"]),
-        "GSI1SK": payment_id,
-        "id": payment_id,
-        "tenant_id": scope.tenant_id,
-        "environment_id": scope.environment_id,
-        "destination_type": "INVOICE",
-        "destination_id": invoice["id"],
-        "amount": amount,
-        "currency": invoice["currency"],
-        "payment_method_type": "CARD",
-        "payment_method_id": method,
-        "payment_gateway": PROVIDER,
-        "gateway_payment_id": stripe_ref,
-        "payment_status": "SUCCEEDED",
-        "succeeded_at": iso(paid_at),
-        "created_at": now,
-        "updated_at": now,
-    }
-    try:
-        wiring.entities().put(item, condition="attribute_not_exists(PK)")
-        metrics.add_metric(name="PaymentRecorded", unit="Count", value=1)
-    except ConditionFailed:
-        pass  # recorded by an earlier delivery
-
-
-def payments_of(scope: Scope, invoice_id: str) -> list[dict[str, Any]]:
-    return wiring.entities().query(payments_key(scope, invoice_id), index="GSI1")
-
-
-def mark_paid(
-    scope: Scope,
-    invoice: dict[str, Any],
-    *,
-    amount_minor: int | None,
-    currency: str | None,
-    paid_at: datetime,
-    stripe_ref: str,
-    method: str | None = None,
-) -> str:
-    invoice_id = invoice["id"]
-    if currency and currency.lower() != str(invoice["currency"]).lower():
-        logger.warning("stripe payment currency differs from the invoice's", extra={"invoice_id": invoice_id})
+def mark_paid(scope: Scope, invoice: dict[str, Any], stripe_invoice: dict[str, Any]) -> str:
+    """A Stripe invoice is paid: record what Stripe actually collected (never more, never a phantom payment)."""
+    currency = stripe_invoice.get("currency")
+    if currency and str(currency).lower() != str(invoice["currency"]).lower():
+        logger.warning("stripe payment currency differs from the invoice's", extra={"invoice_id": invoice["id"]})
         return "rejected_currency"
-    amount = from_minor_units(int(amount_minor), invoice["currency"]) if amount_minor else None
-    outcome = "already_paid"
-    for _ in range(WRITE_ATTEMPTS):
-        current = invoices.get(scope, invoice_id)
-        if current["payment_status"] in ("SUCCEEDED", "OVERPAID"):
-            break
-        if current["invoice_status"] != "FINALIZED":
-            return f"ignored_{str(current['invoice_status']).lower()}"
-        from billing.schemas.invoices import PaymentUpdate
-
-        try:
-            invoices.update_payment(
-                scope, invoice_id, PaymentUpdate(payment_status="SUCCEEDED", amount=amount), paid_at
-            )
-        except VersionConflict:
-            continue
-        except InvalidOperation as err:
-            logger.warning("stripe payment not applied", extra={"invoice_id": invoice_id, "reason": err.message})
-            return "rejected"
-        outcome = "paid"
-        metrics.add_metric(name="InvoicePaid", unit="Count", value=1)
-        break
-    else:
-        raise VersionConflict(f"invoice {invoice_id} kept changing; retry")
-    final = invoices.get(scope, invoice_id)
-    _record_payment(scope, final, Decimal(final.get("amount_paid") or 0), paid_at, stripe_ref, method)
+    if stripe_invoice.get("status") != "paid":
+        return f"ignored_stripe_{stripe_invoice.get('status')}"
+    paid_at = ledger.when((stripe_invoice.get("status_transitions") or {}).get("paid_at"))
+    outcome = ledger.record_received(scope, invoice["id"], _received(stripe_invoice), paid_at)
+    if outcome == "paid":
+        final = invoices.get(scope, invoice["id"])
+        if final["payment_status"] in ("SUCCEEDED", "OVERPAID"):
+            metrics.add_metric(name="InvoicePaid", unit="Count", value=1)
     return outcome
 
 
@@ -210,33 +156,36 @@ def mark_failed(scope: Scope, invoice: dict[str, Any]) -> str:
 
 
 def invoice_paid(scope: Scope, event: dict[str, Any]) -> str:
+    """``invoice.paid`` / ``invoice.payment_succeeded`` / ``invoice_payment.paid``: applied from the Stripe invoice as
+    it stands now (one read), so any of the three, in any order and any number of times, records the payment once."""
     obj = _object(event)
     if obj.get("object") == "invoice_payment":
-        # invoice_payment.paid carries no metadata: applied when the invoice is linked; invoice.paid, which Stripe
-        # sends for the same payment, carries our id and is applied in any case.
-        stripe_invoice = _id(obj.get("invoice"))
-        mapping = mappings.find_by_provider_id(scope, PROVIDER, "invoice", stripe_invoice) if stripe_invoice else None
-        if mapping is None:
+        stripe_invoice_id = _id(obj.get("invoice"))
+        if not stripe_invoice_id or mappings.find_by_provider_id(scope, PROVIDER, "invoice", stripe_invoice_id) is None:
             return "not_linked"
-        invoice = _our_invoice(scope, stripe_invoice, {})
-        transitions = obj.get("status_transitions") or {}
-        ref = _id((obj.get("payment") or {}).get("payment_intent")) or str(obj.get("id"))
-        amount = obj.get("amount_paid")
+        invoice = _our_invoice(scope, stripe_invoice_id, {})
     else:
-        invoice = _our_invoice(scope, _id(obj.get("id")), _metadata(obj))
-        transitions = obj.get("status_transitions") or {}
-        ref = _id(obj.get("payment_intent")) or _id(obj.get("charge")) or str(obj.get("id"))
-        amount = obj.get("amount_paid")
+        stripe_invoice_id = _id(obj.get("id"))
+        invoice = _our_invoice(scope, stripe_invoice_id, _metadata(obj))
+    if invoice is None or not stripe_invoice_id:
+        return "not_ours"
+    # A paid Stripe invoice is final (its amounts never change again), so an invoice event that shows it paid is
+    # applied as it is; anything else is read from Stripe as it stands now.
+    current = obj if obj.get("object") == "invoice" and obj.get("status") == "paid" else None
+    if current is None:
+        current = _client(scope).v1.invoices.retrieve(stripe_invoice_id).to_dict()
+    return mark_paid(scope, invoice, current)
+
+
+def invoice_action_required(scope: Scope, event: dict[str, Any]) -> str:
+    """The card needs the customer's authentication: the invoice is marked FAILED (visible, still payable on its
+    hosted page, after which ``invoice.paid`` makes it SUCCEEDED)."""
+    obj = _object(event)
+    invoice = _our_invoice(scope, _id(obj.get("id")), _metadata(obj))
     if invoice is None:
         return "not_ours"
-    return mark_paid(
-        scope,
-        invoice,
-        amount_minor=int(amount) if amount else None,
-        currency=obj.get("currency"),
-        paid_at=_when(transitions.get("paid_at") or event.get("created")),
-        stripe_ref=ref,
-    )
+    metrics.add_metric(name="InvoicePaymentActionRequired", unit="Count", value=1)
+    return mark_failed(scope, invoice)
 
 
 def invoice_failed(scope: Scope, event: dict[str, Any]) -> str:
@@ -260,7 +209,7 @@ def invoice_voided(scope: Scope, event: dict[str, Any]) -> str:
         return "already_voided"
     for _ in range(WRITE_ATTEMPTS):
         try:
-            invoices.void(scope, invoice["id"], _when(event.get("created")))
+            invoices.void(scope, invoice["id"], _when(event.get("created")), from_stripe=True)
         except VersionConflict:
             continue
         except InvalidOperation as err:
@@ -313,19 +262,38 @@ def checkout_completed(scope: Scope, event: dict[str, Any]) -> str:
         invoice = None if payment_id else _our_invoice(scope, None, metadata)
         if invoice is not None and session.get("payment_status") == "paid":
             outcomes.append(
-                mark_paid(
+                _received_directly(
                     scope,
                     invoice,
-                    amount_minor=session.get("amount_total"),
-                    currency=session.get("currency"),
-                    paid_at=_when(event.get("created")),
-                    stripe_ref=_id(intent) or str(session["id"]),
-                    method=method,
+                    session.get("amount_total"),
+                    session.get("currency"),
+                    _id(intent) or str(session["id"]),
+                    method,
+                    event,
                 )
             )
         outcomes.append(_apply_card(scope, metadata, method))
         return ",".join(outcomes)
     return "recorded"
+
+
+def _received_directly(
+    scope: Scope,
+    invoice: dict[str, Any],
+    amount_minor: Any,
+    currency: Any,
+    ref: str,
+    method: str | None,
+    event: dict[str, Any],
+) -> str:
+    """A payment Stripe took for one of our invoices outside a Stripe invoice (its metadata names the invoice)."""
+    if not amount_minor or int(amount_minor) <= 0:
+        return "rejected_amount"  # a payment event without a positive amount never marks anything paid
+    if currency and str(currency).lower() != str(invoice["currency"]).lower():
+        return "rejected_currency"
+    amount = from_minor_units(int(amount_minor), invoice["currency"])
+    received = [ledger.Received(ref, amount, "CARD", method)]
+    return ledger.record_received(scope, invoice["id"], received, _when(event.get("created")))
 
 
 def setup_intent_succeeded(scope: Scope, event: dict[str, Any]) -> str:
@@ -341,15 +309,13 @@ def _our_payment_paid(
 ) -> str:
     """A payment created by ``POST /payments`` (metadata ``flexprice_payment_id``): settled by the payments service,
     which applies it to its invoice once."""
-    from billing.services import payments  # deferred: payments imports this module
-
     amount = obj.get("amount_total") if obj.get("object") == "checkout.session" else obj.get("amount_received")
     return payments.gateway_succeeded(
         scope,
         payment_id,
         gateway_payment_id=intent,
         payment_method_id=method,
-        amount_minor=int(amount) if amount else None,
+        amount_minor=int(amount) if amount is not None else None,
         currency=obj.get("currency"),
         at=_when(event.get("created")),
     )
@@ -367,14 +333,14 @@ def payment_intent_succeeded(scope: Scope, event: dict[str, Any]) -> str:
         return "handled_by_invoice_event" if intent.get("invoice") else "not_ours"
     invoice = _our_invoice(scope, None, metadata)
     assert invoice is not None
-    return mark_paid(
+    return _received_directly(
         scope,
         invoice,
-        amount_minor=intent.get("amount_received") or intent.get("amount"),
-        currency=intent.get("currency"),
-        paid_at=_when(intent.get("created") or event.get("created")),
-        stripe_ref=str(intent["id"]),
-        method=_id(intent.get("payment_method")),
+        intent.get("amount_received"),
+        intent.get("currency"),
+        str(intent["id"]),
+        _id(intent.get("payment_method")),
+        event,
     )
 
 
@@ -382,8 +348,6 @@ def payment_intent_failed(scope: Scope, event: dict[str, Any]) -> str:
     intent = _object(event)
     metadata = _metadata(intent)
     if metadata.get("flexprice_payment_id"):
-        from billing.services import payments  # deferred: payments imports this module
-
         error = intent.get("last_payment_error") or {}
         return payments.gateway_failed(
             scope, metadata["flexprice_payment_id"], message=error.get("message"), gateway_payment_id=str(intent["id"])
@@ -393,6 +357,74 @@ def payment_intent_failed(scope: Scope, event: dict[str, Any]) -> str:
     invoice = _our_invoice(scope, None, metadata)
     assert invoice is not None
     return mark_failed(scope, invoice)
+
+
+# ---------------------------------------------------------------------------------------------- refunds, disputes
+
+_NO_FUNDS_MOVED = ("won", "warning_closed", "warning_needs_response", "warning_under_review")
+
+
+def _payment_for_charge(scope: Scope, client: Any, charge: dict[str, Any]) -> dict[str, Any] | None:
+    """Our payment item for a Stripe charge: by our payment id on its payment intent, else among the payments of
+    the invoice it paid (linked Stripe invoice, or our id in metadata)."""
+    intent_id = _id(charge.get("payment_intent"))
+    metadata = _metadata(charge)
+    intent: dict[str, Any] = {}
+    if intent_id and not metadata.get("flexprice_payment_id"):
+        intent = client.v1.payment_intents.retrieve(intent_id).to_dict()
+        metadata = {**_metadata(intent), **metadata}
+    payment_id = metadata.get("flexprice_payment_id")
+    if payment_id:
+        found = payments.repo().find(scope, payment_id)
+        if found is not None:
+            return {**found, "PK": f"{scope.prefix}#payment"}
+    invoice = None
+    stripe_invoice = _id(charge.get("invoice")) or _id(intent.get("invoice"))
+    if stripe_invoice:
+        invoice = _our_invoice(scope, stripe_invoice, {})
+    if invoice is None and metadata.get("flexprice_invoice_id"):
+        invoice = _our_invoice(scope, None, metadata)
+    if invoice is None:
+        return None
+    refs = {ref for ref in (intent_id, _id(charge.get("id"))) if ref}
+    for item in ledger.payments_of(scope, invoice["id"]):
+        if item.get("gateway_payment_id") in refs and item.get("payment_status") != "FAILED":
+            return item
+    raise UnknownObject(f"the payment of charge {charge.get('id')} is not recorded yet", {"invoice_id": invoice["id"]})
+
+
+def charge_changed(scope: Scope, event: dict[str, Any]) -> str:
+    """``charge.refunded``, ``charge.refund.updated``, ``charge.dispute.*``: the payment and its invoice follow the
+    charge's current refunded amount and the funds its dispute holds (read from Stripe, so order doesn't matter)."""
+    obj = _object(event)
+    kind = obj.get("object")
+    charge_id = _id(obj.get("charge")) if kind in ("dispute", "refund") else _id(obj.get("id"))
+    if not charge_id:
+        return "not_ours"
+    client = _client(scope)
+    charge = client.v1.charges.retrieve(charge_id).to_dict()
+    payment = _payment_for_charge(scope, client, charge)
+    if payment is None:
+        return "not_ours"
+    currency = str(payment["currency"])
+    refunded = from_minor_units(int(charge.get("amount_refunded") or 0), currency)
+    disputed = Decimal(0)
+    dispute = charge.get("dispute")
+    if dispute and not isinstance(dispute, dict):
+        dispute = client.v1.disputes.retrieve(str(dispute)).to_dict()
+    if isinstance(dispute, dict) and dispute.get("status") not in _NO_FUNDS_MOVED:
+        disputed = from_minor_units(int(dispute.get("amount") or 0), currency)
+    state = ledger.ChargeState(refunded=refunded, disputed=disputed)
+    return ledger.apply_charge_state(scope, payment, state, _when(event.get("created")))
+
+
+def checkout_expired(scope: Scope, event: dict[str, Any]) -> str:
+    """A payment page of ours expired unpaid: its payment failed and no longer holds the invoice."""
+    session = _object(event)
+    payment_id = _metadata(session).get("flexprice_payment_id")
+    if not payment_id:
+        return "not_ours" if not _metadata(session).get("flexprice_customer_id") else "recorded"
+    return payments.gateway_expired(scope, payment_id)
 
 
 # ---------------------------------------------------------------------------------------------- customers
@@ -498,6 +530,15 @@ DISPATCH: dict[str, Effect] = {
     "invoice.payment_succeeded": invoice_paid,
     "invoice_payment.paid": invoice_paid,
     "invoice.payment_failed": invoice_failed,
+    "invoice.payment_action_required": invoice_action_required,
+    "checkout.session.expired": checkout_expired,
+    "charge.refunded": charge_changed,
+    "charge.refund.updated": charge_changed,
+    "charge.dispute.created": charge_changed,
+    "charge.dispute.updated": charge_changed,
+    "charge.dispute.closed": charge_changed,
+    "charge.dispute.funds_withdrawn": charge_changed,
+    "charge.dispute.funds_reinstated": charge_changed,
     "invoice.marked_uncollectible": invoice_failed,
     "invoice.finalized": invoice_finalized,
     "invoice.voided": invoice_voided,

@@ -86,6 +86,11 @@ def counter_key(scope: Scope) -> tuple[str, str]:
     return f"{scope.prefix}#counter", "invoice_number"
 
 
+def invoice_payments_key(scope: Scope, invoice_id: str) -> str:
+    """GSI1 partition of an invoice's payments (ours and those Stripe collected)."""
+    return f"{scope.prefix}#invoice_payments#{invoice_id}"
+
+
 def billed_pk(scope: Scope, subscription_id: str) -> str:
     return f"{scope.prefix}#billed#{subscription_id}"
 
