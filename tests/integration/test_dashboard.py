@@ -103,6 +103,9 @@ def test_a_month_of_invoicing_gives_exact_figures_per_currency(world):
             "outstanding_total": "15.00",
             "invoice_count": 1,
             "collected_total": "0.00",
+            "refunded_total": "0.00",
+            "disputed_total": "0.00",
+            "collected_net_total": "0.00",
         },
         {
             "currency": "usd",
@@ -111,6 +114,9 @@ def test_a_month_of_invoicing_gives_exact_figures_per_currency(world):
             "outstanding_total": "20.00",
             "invoice_count": 2,
             "collected_total": "0.00",
+            "refunded_total": "0.00",
+            "disputed_total": "0.00",
+            "collected_net_total": "0.00",
         },
     ]
     invoices_ = body["invoices"]
@@ -159,6 +165,9 @@ def test_the_default_period_is_the_last_30_days_and_counts_todays_payments(world
             "outstanding_total": "0.00",
             "invoice_count": 0,
             "collected_total": "30.00",
+            "refunded_total": "0.00",
+            "disputed_total": "0.00",
+            "collected_net_total": "30.00",
         }
     ]
     assert body["subscriptions"] == {
@@ -206,6 +215,9 @@ def test_another_tenant_sees_only_its_own_figures(world):
             "outstanding_total": "99.00",
             "invoice_count": 1,
             "collected_total": "0.00",
+            "refunded_total": "0.00",
+            "disputed_total": "0.00",
+            "collected_net_total": "0.00",
         }
     ]
     assert mine["subscriptions"]["active_at_start"] == 1 and mine["invoices"]["created"] == 1

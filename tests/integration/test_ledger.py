@@ -379,3 +379,133 @@ def test_a_sync_whose_link_was_never_stored_finds_its_stripe_draft(
     found = stripe_invoices_of(stripe_emulator, stripe_key, inv["id"])
     assert [f["id"] for f in found] == [link["provider_entity_id"]] and found[0]["status"] == "open"
     assert found[0]["total"] == to_minor_units(Decimal(inv["total"]), "usd")
+
+
+# ---------------------------------------------------------------------------------------------- findings 6, 10
+
+
+def test_a_stripe_credit_balance_pays_part_and_both_sides_agree(tenant, queue, stripe_env, stripe_emulator, stripe_key):
+    client, queues_ = stripe_env
+    inv = finalized_invoice(tenant, queue)
+    customer_with_card(tenant, stripe_emulator, inv)
+    stripe_customer = mappings.find(Scope(*tenant), "customer", inv["customer_id"], "stripe")["provider_entity_id"]
+    client.v1.customers.update(stripe_customer, {"balance": -500})  # a 5.00 credit the customer holds at Stripe
+    sync(tenant, inv["id"])
+    settle(stripe_emulator, queues_, lambda: invoice_of(tenant, inv["id"])["payment_status"] == "SUCCEEDED")
+    final = invoice_of(tenant, inv["id"])
+    assert final["payment_status"] == "SUCCEEDED" and final["amount_paid"] == inv["total"]
+    paid = {p["payment_method_type"]: p["amount"] for p in payments_of(tenant, destination_id=inv["id"])}
+    assert paid == {"CARD": str(Decimal(inv["total"]) - Decimal("5.00")), "CREDITS": "5.00"}
+    assert collected(stripe_emulator, stripe_key, inv["id"]) == to_minor_units(Decimal(inv["total"]), "usd") - 500
+
+
+def test_a_card_needing_authentication_shows_the_invoice_failed_until_paid(
+    tenant, queue, stripe_env, stripe_emulator, stripe_key
+):
+    _client, queues_ = stripe_env
+    inv = finalized_invoice(tenant, queue)
+    customer_with_card(tenant, stripe_emulator, inv, card="4000002760003184")
+    sync(tenant, inv["id"])
+    settle(stripe_emulator, queues_, lambda: invoice_of(tenant, inv["id"])["payment_status"] == "FAILED")
+    assert invoice_of(tenant, inv["id"])["payment_status"] == "FAILED"
+    [stripe_inv] = stripe_invoices_of(stripe_emulator, stripe_key, inv["id"])
+    stripe_emulator.pay_hosted_invoice(stripe_inv["id"], VISA)  # the customer authenticates on the hosted page
+    settle(stripe_emulator, queues_, lambda: invoice_of(tenant, inv["id"])["payment_status"] == "SUCCEEDED")
+    final = invoice_of(tenant, inv["id"])
+    assert final["payment_status"] == "SUCCEEDED" and final["amount_paid"] == inv["total"]
+
+
+def test_a_payment_event_without_a_positive_amount_marks_nothing_paid(tenant, queue, stripe_env, stripe_emulator):
+    from billing.services import webhook_effects
+
+    inv = finalized_invoice(tenant, queue)
+    customer_with_card(tenant, stripe_emulator, inv)
+    link = pay(tenant, inv, "PAYMENT_LINK", success_url="https://app.example.com/paid")
+    assert link.status == 201, link.text
+    for amount in (0, None):
+        intent = {
+            "id": f"pi_{uuid.uuid4().hex[:20]}",
+            "object": "payment_intent",
+            "currency": "usd",
+            "amount_received": amount,
+            "metadata": {"flexprice_payment_id": link.body["id"], "flexprice_invoice_id": inv["id"]},
+        }
+        event = {"id": f"evt_{uuid.uuid4().hex}", "type": "payment_intent.succeeded", "data": {"object": intent}}
+        assert webhook_effects.payment_intent_succeeded(Scope(*tenant), event) == "rejected_amount"
+    assert call("GET", f"/api/v1/payments/{link.body['id']}", tenant=tenant).body["payment_status"] == "PENDING"
+    assert invoice_of(tenant, inv["id"])["amount_paid"] == "0.00"
+
+
+# ---------------------------------------------------------------------------------------------- refunds, disputes
+
+
+def paid_by_stripe(tenant, queue, stripe_env, stripe_emulator, card: str = VISA) -> dict[str, Any]:
+    _client, queues_ = stripe_env
+    inv = finalized_invoice(tenant, queue)
+    customer_with_card(tenant, stripe_emulator, inv, card=card)
+    sync(tenant, inv["id"])
+    settle(stripe_emulator, queues_, lambda: invoice_of(tenant, inv["id"])["payment_status"] == "SUCCEEDED")
+    assert invoice_of(tenant, inv["id"])["payment_status"] == "SUCCEEDED"
+    return inv
+
+
+def stripe_intent_of(stripe_emulator, key: str, invoice_id: str) -> str:
+    [stripe_inv] = stripe_invoices_of(stripe_emulator, key, invoice_id)
+    return str(stripe_inv["payment_intent"])
+
+
+def test_refunds_net_the_amount_paid_in_any_order(tenant, queue, stripe_env, stripe_emulator, stripe_key):
+    client, queues_ = stripe_env
+    inv = paid_by_stripe(tenant, queue, stripe_env, stripe_emulator)
+    total = Decimal(inv["total"])
+    intent = stripe_intent_of(stripe_emulator, stripe_key, inv["id"])
+    client.v1.refunds.create({"payment_intent": intent, "amount": 500})
+    settle(stripe_emulator, queues_, lambda: invoice_of(tenant, inv["id"])["refunded_amount"] == "5.00")
+    part = invoice_of(tenant, inv["id"])
+    assert part["refunded_amount"] == "5.00" and Decimal(part["amount_paid"]) == total - Decimal("5.00")
+    assert part["payment_status"] == "PARTIALLY_REFUNDED"
+    [payment] = payments_of(tenant, destination_id=inv["id"])
+    assert payment["payment_status"] == "PARTIALLY_REFUNDED"
+    rest = to_minor_units(total, "usd") - 500
+    client.v1.refunds.create({"payment_intent": intent, "amount": rest})
+    settle(stripe_emulator, queues_, lambda: invoice_of(tenant, inv["id"])["payment_status"] == "REFUNDED")
+    final = invoice_of(tenant, inv["id"])
+    assert final["payment_status"] == "REFUNDED" and final["amount_paid"] == "0.00"
+    assert final["refunded_amount"] == inv["total"]
+    # every charge event again, in reverse order: nothing moves
+    from billing.services import webhooks
+
+    events = [e.to_dict() for e in client.v1.events.list({"limit": 100}).data if e.type.startswith("charge.")]
+    for event in reversed(events):
+        webhooks.process(Scope(*tenant), {**event, "id": event["id"] + "_again"}, source="test")
+    assert invoice_of(tenant, inv["id"]) == final
+    summary = call(
+        "GET",
+        "/api/v1/dashboard/summary",
+        tenant=tenant,
+        query={"start_time": _days_from_now(-60), "end_time": _days_from_now(60)},
+    )
+    assert summary.status == 200, summary.text
+    [usd] = [r for r in summary.body["revenue"] if r["currency"] == "usd"]
+    assert usd["refunded_total"] == inv["total"] and usd["collected_net_total"] == "0.00"
+
+
+def _days_from_now(days: int) -> str:
+    from datetime import UTC, datetime, timedelta
+
+    return (datetime.now(UTC) + timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_a_dispute_holds_the_money_until_it_is_won(tenant, queue, stripe_env, stripe_emulator, stripe_key):
+    client, queues_ = stripe_env
+    inv = paid_by_stripe(tenant, queue, stripe_env, stripe_emulator, card="4000000000000259")
+    settle(stripe_emulator, queues_, lambda: invoice_of(tenant, inv["id"])["disputed_amount"] != "0.00")
+    held = invoice_of(tenant, inv["id"])
+    assert held["disputed_amount"] == inv["total"] and held["amount_paid"] == "0.00"
+    assert held["payment_status"] == "PENDING"
+    [dispute] = client.v1.disputes.list({"limit": 10}).data
+    client.v1.disputes.update(dispute.id, {"evidence": {"uncategorized_text": "winning_evidence"}})
+    settle(stripe_emulator, queues_, lambda: invoice_of(tenant, inv["id"])["disputed_amount"] == "0.00")
+    won = invoice_of(tenant, inv["id"])
+    assert won["disputed_amount"] == "0.00" and won["amount_paid"] == inv["total"]
+    assert won["payment_status"] == "SUCCEEDED"

@@ -74,6 +74,9 @@ def _new_invoice(tenant, customer_id: str, total: Decimal, method: str) -> dict[
             {
                 "id": f"li_{uuid.uuid4().hex[:12]}",
                 "amount": total,
+                "quantity": Decimal(1),
+                "price_type": "FIXED",
+                "kind": "charge",
                 "display_name": "Pro plan",
                 "period_start": "2026-01-01T00:00:00Z",
                 "period_end": "2026-02-01T00:00:00Z",

@@ -78,6 +78,9 @@ def _revenue_out(currency: str, figures: dict[str, Any]) -> dict[str, Any]:
         "outstanding_total": format_money(figures["outstanding"], currency),
         "invoice_count": figures["invoice_count"],
         "collected_total": format_money(figures["collected"], currency),
+        "refunded_total": format_money(figures["refunded"], currency),
+        "disputed_total": format_money(figures["disputed"], currency),
+        "collected_net_total": format_money(figures["collected"] - figures["refunded"] - figures["disputed"], currency),
     }
 
 

@@ -11,7 +11,9 @@ Periods are half-open, ``[start, end)``. Definitions (``docs/operations.md`` has
 
 - revenue, per currency (sums in Decimal, never across currencies): invoices finalized in the period and still
   FINALIZED (voided ones excluded): ``total`` (invoiced), ``amount_paid`` (paid), ``amount_remaining``
-  (outstanding), their count; plus ``collected``: the amounts of the payments that succeeded in the period.
+  (outstanding), their count (``amount_paid`` is net of refunds and of funds disputes hold); plus ``collected``: the
+  amounts of the payments that succeeded in the period, ``refunded`` and ``disputed``: what of those was refunded
+  since or is held by a dispute, and ``collected_net`` = collected - refunded - disputed.
 - invoices: ``created`` / ``by_status`` by the draft's ``created_at``; ``finalized`` / ``by_payment_status`` (the
   current payment status) of the invoices counted in revenue.
 - payments: payment records (API payments and the ones recorded from Stripe-collected invoices) that succeeded or
@@ -39,6 +41,7 @@ from billing.store.entities import entity_pk
 from billing.timeutil import parse_iso
 
 PAGE_SIZE = 500
+COLLECTED = ("SUCCEEDED", "PARTIALLY_REFUNDED", "REFUNDED")  # payments that took money (some given back since)
 ZERO = Decimal(0)
 # Sort keys of the entity partitions are ids ("inv_...", "pay_...", "subs_..."): letters, digits and "_",
 # which all sort between these two bounds.
@@ -69,7 +72,15 @@ def _within(stamp: Any, start: datetime, end: datetime) -> bool:
 
 
 def _revenue_row() -> dict[str, Any]:
-    return {"invoiced": ZERO, "paid": ZERO, "outstanding": ZERO, "invoice_count": 0, "collected": ZERO}
+    return {
+        "invoiced": ZERO,
+        "paid": ZERO,
+        "outstanding": ZERO,
+        "invoice_count": 0,
+        "collected": ZERO,
+        "refunded": ZERO,
+        "disputed": ZERO,
+    }
 
 
 def _invoices(scope: Scope, currency: str | None, start: datetime, end: datetime, out: dict[str, Any]) -> None:
@@ -102,9 +113,12 @@ def _payments(scope: Scope, currency: str | None, start: datetime, end: datetime
             if currency and code != currency:
                 continue
             status = payment.get("payment_status")
-            if status == "SUCCEEDED" and _within(payment.get("succeeded_at"), start, end):
+            if status in COLLECTED and _within(payment.get("succeeded_at"), start, end):
                 figures["succeeded"] += 1
-                out["revenue"].setdefault(code, _revenue_row())["collected"] += Decimal(payment["amount"])
+                row = out["revenue"].setdefault(code, _revenue_row())
+                row["collected"] += Decimal(payment["amount"])
+                row["refunded"] += Decimal(payment.get("refunded_amount") or 0)
+                row["disputed"] += Decimal(payment.get("disputed_amount") or 0)
             elif status == "FAILED" and _within(payment.get("failed_at"), start, end):
                 figures["failed"] += 1
 

@@ -30,6 +30,9 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "FAILED": frozenset({"PENDING", "FAILED", "SUCCEEDED", "OVERPAID"}),
     "SUCCEEDED": frozenset({"SUCCEEDED", "OVERPAID"}),
     "OVERPAID": frozenset({"OVERPAID"}),
+    # After refunds (recorded from Stripe), what is due again may be paid again.
+    "PARTIALLY_REFUNDED": frozenset({"PARTIALLY_REFUNDED", "SUCCEEDED", "OVERPAID"}),
+    "REFUNDED": frozenset({"REFUNDED", "SUCCEEDED", "OVERPAID"}),
 }
 
 

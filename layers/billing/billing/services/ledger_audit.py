@@ -72,8 +72,9 @@ def _stripe_net_of_intent(client: Any, intent_id: str, currency: str) -> Decimal
     withdrawn = 0
     charges = ((intent.get("charges") or {}).get("data")) or []
     charge_ids = [c.get("id") for c in charges if c.get("id")]
-    if not charge_ids and intent.get("latest_charge"):
-        charge_ids = [str(intent["latest_charge"])]
+    if not charge_ids:
+        listed = client.v1.charges.list({"payment_intent": intent_id, "limit": 100})
+        charge_ids = [c.id for c in listed.data]
     for charge_id in charge_ids:
         charge = client.v1.charges.retrieve(str(charge_id)).to_dict()
         refunded += int(charge.get("amount_refunded") or 0)
