@@ -23,12 +23,6 @@ settings.register_profile("bounded", deadline=None)
 settings.load_profile("bounded")
 
 
-# Property tests check results, never speed: a per-example deadline only measures how busy the machine is (CI runs the
-# tiers two at a time on two cores). Speed is measured by the `make bench-*` targets.
-settings.register_profile("billing", deadline=None)
-settings.load_profile("billing")
-
-
 @pytest.fixture(scope="session")
 def stripe_emulator() -> Iterator[StripeEmulator]:
     emulator = StripeEmulator(port=0, webhook_retry_base=0.05)
