@@ -19,7 +19,7 @@ import stripe
 from billing import wiring
 from billing.domain.money import to_minor_units
 from billing.scope import Scope
-from billing.services import invoice_sync, ledger, mappings, stripe_sync
+from billing.services import invoice_sync, ledger, mappings, sync_queue
 from billing.store import invoices as keys
 from tests.integration.test_payments import invoice_of, pay, payments_of, save_card
 from tests.integration.test_stripe_invoice_sync import finalized_invoice
@@ -50,7 +50,7 @@ def stripe_env(tenant, stripe_emulator, stripe_key, loopback, queues):  # noqa: 
 
 
 def sync(tenant, invoice_id: str) -> None:
-    stripe_sync.handle_message(invoice_sync.message(Scope(*tenant), invoice_id))
+    sync_queue.handle_message(invoice_sync.message(Scope(*tenant), invoice_id))
 
 
 def settle(stripe_emulator, queues_, until=lambda: False, timeout: float = 15) -> None:
