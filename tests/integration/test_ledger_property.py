@@ -299,7 +299,9 @@ def test_collected_minus_refunded_never_exceeds_due_and_both_sides_converge(
             assert row.problems == [], row.as_dict()
             stripe_paid = [i for i in self.stripe_invoices() if i["status"] == "paid"]
             if stripe_paid:
-                assert self.ours()["payment_status"] in ("SUCCEEDED", "OVERPAID", "PARTIALLY_REFUNDED", "REFUNDED")
+                final = self.ours()
+                paid_or_given_back = ("SUCCEEDED", "OVERPAID", "PARTIALLY_REFUNDED", "REFUNDED")
+                assert final["payment_status"] in paid_or_given_back or Decimal(final.get("disputed_amount") or 0) > 0
 
     run_state_machine_as_test(
         Ledger,

@@ -28,12 +28,17 @@ from billing import stripe_edge, wiring
 from billing.domain.money import from_minor_units, round_minor
 from billing.observability import logger, metrics
 from billing.scope import Scope
-from billing.services import ledger, mappings, webhooks
+from billing.services import ledger, mappings, webhook_effects, webhooks
 from billing.store import invoices as invoice_keys
 
 PROVIDER = "stripe"
-_NO_FUNDS_MOVED = ("won", "warning_closed", "warning_needs_response", "warning_under_review")
-_STRIPE_STATUS = {"paid": ("SUCCEEDED", "OVERPAID"), "void": ("VOIDED",), "uncollectible": ("FAILED",)}
+# What our payment status may be for each final Stripe status. A paid Stripe invoice stays paid when its charge is
+# refunded or disputed; ours then shows the refund, or is due again while a dispute holds the money.
+_STRIPE_STATUS = {
+    "paid": ("SUCCEEDED", "OVERPAID", "PARTIALLY_REFUNDED", "REFUNDED"),
+    "void": ("VOIDED",),
+    "uncollectible": ("FAILED",),
+}
 
 
 @dataclass
@@ -78,11 +83,7 @@ def _stripe_net_of_intent(client: Any, intent_id: str, currency: str) -> Decimal
     for charge_id in charge_ids:
         charge = client.v1.charges.retrieve(str(charge_id)).to_dict()
         refunded += int(charge.get("amount_refunded") or 0)
-        dispute = charge.get("dispute")
-        if dispute and not isinstance(dispute, dict):
-            dispute = client.v1.disputes.retrieve(str(dispute)).to_dict()
-        if isinstance(dispute, dict) and dispute.get("status") not in _NO_FUNDS_MOVED:
-            withdrawn += int(dispute.get("amount") or 0)
+        withdrawn += webhook_effects.withheld_by_disputes(client, charge)
     return from_minor_units(received - refunded - withdrawn, currency)
 
 
@@ -119,7 +120,8 @@ def audit_invoice(scope: Scope, edge: stripe_edge.Stripe, invoice: dict[str, Any
         if intent_id and int(theirs.get("amount_paid") or 0) > 0:
             intents.add(str(intent_id))
         expected = _STRIPE_STATUS.get(row.stripe_status)
-        if expected is not None and row.status not in expected:
+        disputed = Decimal(invoice.get("disputed_amount") or 0) > 0
+        if expected is not None and row.status not in expected and not (disputed and row.status == "PENDING"):
             row.problems.append("status_mismatch")
         if row.stripe_status == "open" and row.status in ("SUCCEEDED", "OVERPAID", "VOIDED"):
             row.problems.append("status_mismatch")

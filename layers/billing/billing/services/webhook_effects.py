@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 from billing import stripe_edge
@@ -393,6 +392,15 @@ def _payment_for_charge(scope: Scope, client: Any, charge: dict[str, Any]) -> di
     raise UnknownObject(f"the payment of charge {charge.get('id')} is not recorded yet", {"invoice_id": invoice["id"]})
 
 
+def withheld_by_disputes(client: Any, charge: dict[str, Any]) -> int:
+    """Minor units a charge's disputes hold now: withdrawn while open or lost, given back when won (inquiries move
+    no funds). The charge says only whether it is disputed; its disputes are listed by charge."""
+    if not charge.get("disputed"):
+        return 0
+    listed = client.v1.disputes.list({"charge": str(charge["id"]), "limit": 100})
+    return sum(int(d.amount or 0) for d in listed.data if d.status not in _NO_FUNDS_MOVED)
+
+
 def charge_changed(scope: Scope, event: dict[str, Any]) -> str:
     """``charge.refunded``, ``charge.refund.updated``, ``charge.dispute.*``: the payment and its invoice follow the
     charge's current refunded amount and the funds its dispute holds (read from Stripe, so order doesn't matter)."""
@@ -408,12 +416,7 @@ def charge_changed(scope: Scope, event: dict[str, Any]) -> str:
         return "not_ours"
     currency = str(payment["currency"])
     refunded = from_minor_units(int(charge.get("amount_refunded") or 0), currency)
-    disputed = Decimal(0)
-    dispute = charge.get("dispute")
-    if dispute and not isinstance(dispute, dict):
-        dispute = client.v1.disputes.retrieve(str(dispute)).to_dict()
-    if isinstance(dispute, dict) and dispute.get("status") not in _NO_FUNDS_MOVED:
-        disputed = from_minor_units(int(dispute.get("amount") or 0), currency)
+    disputed = from_minor_units(withheld_by_disputes(client, charge), currency)
     state = ledger.ChargeState(refunded=refunded, disputed=disputed)
     return ledger.apply_charge_state(scope, payment, state, _when(event.get("created")))
 
