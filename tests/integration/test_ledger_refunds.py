@@ -26,10 +26,10 @@ from tests.support.api import call
 # ---------------------------------------------------------------------------------------------- refunds, disputes
 
 
-def paid_by_stripe(tenant, queue, stripe_env, stripe_emulator, card: str = VISA) -> dict[str, Any]:
+def paid_by_stripe(tenant, queue, stripe_env, stripe_emulator) -> dict[str, Any]:
     _client, queues_ = stripe_env
     inv = finalized_invoice(tenant, queue)
-    customer_with_card(tenant, stripe_emulator, inv, card=card)
+    customer_with_card(tenant, stripe_emulator, inv)
     sync(tenant, inv["id"])
     settle(stripe_emulator, queues_, lambda: invoice_of(tenant, inv["id"])["payment_status"] == "SUCCEEDED")
     assert invoice_of(tenant, inv["id"])["payment_status"] == "SUCCEEDED"
@@ -85,8 +85,12 @@ def _days_from_now(days: int) -> str:
 
 def test_a_dispute_holds_the_money_until_it_is_won(tenant, queue, stripe_env, stripe_emulator, stripe_key):
     client, queues_ = stripe_env
-    inv = paid_by_stripe(tenant, queue, stripe_env, stripe_emulator, card="4000000000000259")
+    inv = finalized_invoice(tenant, queue)
+    customer_with_card(tenant, stripe_emulator, inv, card="4000000000000259")  # Stripe's dispute test card
+    sync(tenant, inv["id"])  # Stripe charges it, then the cardholder disputes the charge
     settle(stripe_emulator, queues_, lambda: invoice_of(tenant, inv["id"])["disputed_amount"] != "0.00")
+    [stripe_inv] = stripe_invoices_of(stripe_emulator, stripe_key, inv["id"])
+    assert stripe_inv["status"] == "paid"
     held = invoice_of(tenant, inv["id"])
     assert held["disputed_amount"] == inv["total"] and held["amount_paid"] == "0.00"
     assert held["payment_status"] == "PENDING"
