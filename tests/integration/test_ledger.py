@@ -19,7 +19,7 @@ import stripe
 from billing import wiring
 from billing.domain.money import to_minor_units
 from billing.scope import Scope
-from billing.services import invoice_sync, ledger, mappings, sync_queue
+from billing.services import invoice_sync, ledger, ledger_audit, mappings, reconciliation, sync_queue
 from billing.store import invoices as keys
 from tests.integration.test_payments import invoice_of, pay, payments_of, save_card
 from tests.integration.test_stripe_invoice_sync import finalized_invoice
@@ -132,6 +132,10 @@ def test_a_partly_paid_invoice_is_collected_by_stripe_only_for_the_remainder(
     assert collected(stripe_emulator, stripe_key, inv["id"]) == to_minor_units(total - Decimal("5.00"), "usd")
     methods = sorted(p["payment_method_type"] for p in payments_of(tenant, destination_id=inv["id"]))
     assert methods == ["CARD", "OFFLINE"]
+    [row] = reconciliation.drift(Scope(*tenant))
+    assert not row["drift"], row
+    [audited] = ledger_audit.audit_environment(Scope(*tenant))
+    assert audited.problems == [] and audited.stripe_net == total - Decimal("5.00"), audited.as_dict()
 
 
 def test_a_card_payment_before_the_sync_makes_the_sync_send_nothing(
@@ -434,3 +438,27 @@ def test_a_payment_event_without_a_positive_amount_marks_nothing_paid(tenant, qu
         assert webhook_effects.payment_intent_succeeded(Scope(*tenant), event) == "rejected_amount"
     assert call("GET", f"/api/v1/payments/{link.body['id']}", tenant=tenant).body["payment_status"] == "PENDING"
     assert invoice_of(tenant, inv["id"])["amount_paid"] == "0.00"
+
+
+def test_the_ledger_audit_names_money_stripe_took_that_we_did_not_record(
+    tenant, queue, stripe_env, stripe_emulator, stripe_key
+):
+    _client, _queues = stripe_env
+    inv = finalized_invoice(tenant, queue)
+    customer_with_card(tenant, stripe_emulator, inv)
+    stripe_emulator.configure_webhooks(drop_next=1000)  # Stripe collects, and no event reaches us
+    try:
+        sync(tenant, inv["id"])
+        stripe_emulator.wait_for_webhooks(timeout=10)
+        deadline = time.monotonic() + 10
+        while not collected(stripe_emulator, stripe_key, inv["id"]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stripe_emulator.configure_webhooks(drop_next=0)
+    [row] = ledger_audit.audit_environment(Scope(*tenant))
+    assert set(row.problems) == {"unrecorded_at_stripe", "status_mismatch"}, row.as_dict()
+    assert row.stripe_net == Decimal(inv["total"]) and row.recorded_stripe_net == 0
+    from tools import ledger as ledger_tool
+
+    table = ledger_tool.audit_table([row.as_dict()])
+    assert "unrecorded_at_stripe" in table and "1 of 1 invoices disagree with Stripe" in table

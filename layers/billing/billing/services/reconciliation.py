@@ -253,7 +253,11 @@ def drift(scope: Scope) -> list[dict[str, Any]]:
         theirs = client.v1.invoices.retrieve(mapping["provider_entity_id"])
         ours_status = "VOIDED" if invoice["invoice_status"] == "VOIDED" else invoice["payment_status"]
         stripe_total = from_minor_units(int(theirs.total), str(theirs.currency))
-        ours_total = Decimal(invoice["total"])
+        # What the Stripe invoice was built to total: our amount due less what was paid here before it was sent.
+        built = (mapping.get("metadata") or {}).get("collect_minor")
+        ours_total = (
+            from_minor_units(int(built), str(invoice["currency"])) if built is not None else Decimal(invoice["total"])
+        )
         rows.append(
             {
                 "invoice_id": invoice["id"],
