@@ -54,6 +54,9 @@ def _json(status: int, body: Any) -> Reply:
     return status, [("Content-Type", "application/json")], json.dumps(body, default=str).encode()
 
 
+MIN_DEV_KEY_CHARS = 16  # as every API key (billing.services.apikeys)
+
+
 @dataclass
 class Config:
     template: Path = tpl.TEMPLATE
@@ -75,13 +78,19 @@ class Config:
         mode = env.get("LOCAL_SCHEDULES", "auto").lower()
         if mode not in ("auto", "manual"):
             raise SystemExit(f"LOCAL_SCHEDULES must be auto or manual, not {mode!r}")
+        dev_key = env.get("BILLING_DEV_API_KEY") or None
+        if dev_key is not None and len(dev_key.strip()) < MIN_DEV_KEY_CHARS:
+            raise SystemExit(
+                f"BILLING_DEV_API_KEY must be at least {MIN_DEV_KEY_CHARS} characters "
+                f"(it has {len(dev_key.strip())}); unset it to get a random key"
+            )
         return cls(
             template=Path(args.template).resolve() if args.template else tpl.TEMPLATE,
             api_port=int(env.get("LOCAL_API_PORT") or 3000),
             function_url_port=int(env.get("LOCAL_FUNCTION_URL_PORT") or 3001),
             aws_port=int(env.get("LOCAL_AWS_PORT") or 5000),
             stripe_port=int(env.get("LOCAL_STRIPE_PORT") or 12111),
-            dev_api_key=env.get("BILLING_DEV_API_KEY") or None,
+            dev_api_key=dev_key,
             parameter_overrides=overrides,
             retry_delay=int(env.get("LOCAL_SQS_RETRY_DELAY") or 2),
             automatic_schedules=mode == "auto",

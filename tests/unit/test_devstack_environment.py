@@ -169,3 +169,17 @@ def test_gate_runs_an_overlay_alone_and_restores_the_environment():
     assert seen == [("reader", None), ("writer", "overlay")]
     assert "DEVSTACK_GATE_TEST" not in os.environ
     assert changes == ["overlay", None]
+
+
+def test_a_short_dev_key_stops_the_stack_with_one_clear_line():
+    import argparse
+
+    from devstack.app import Config
+
+    args = argparse.Namespace(template=None, ready_file=None, parameter_overrides=None)
+    with pytest.raises(SystemExit) as short:
+        Config.from_environment({"BILLING_DEV_API_KEY": "too-short"}, args)
+    message = str(short.value.code)
+    assert "\n" not in message and "at least 16 characters" in message and "(it has 9)" in message
+    assert Config.from_environment({"BILLING_DEV_API_KEY": "a" * 16}, args).dev_api_key == "a" * 16
+    assert Config.from_environment({}, args).dev_api_key is None
