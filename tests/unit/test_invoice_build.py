@@ -108,6 +108,7 @@ class TestPeriodEndInvoice:
             advance_period=MAR,
             usage={"meter_api": D(1001), "meter_gb": D(333), "meter_sms": D(250)},
             late_usage=[late],
+            labels={"price_sms": "Text messages", "price_api": "not used: the price has a display name"},
         )
         by_id = {(line.price_id, line.is_adjustment): line for line in invoice.lines}
         platform, seats = by_id["price_platform", False], by_id["price_seats", False]
@@ -120,7 +121,11 @@ class TestPeriodEndInvoice:
             "API calls: 1001 units (tier 1: 100 x 0.10 + 5.00 flat; tier 2: 900 x 0.08 + 10.00 flat; tier 3: 1 x 0.05)"
         )
         assert len(api.breakdown) == 3
-        assert by_id["price_sms", False].description == "meter_sms: 250 units (3 packages)"
+        # No display name: the caller's label (the meter's name), never the meter's or the price's id.
+        assert by_id["price_sms", False].description == "Text messages: 250 units (3 packages)"
+        unlabelled = build_invoice(currency="usd", prices=usd_plan(), period=FEB, usage={"meter_sms": D(250)})
+        sms = next(line for line in unlabelled.lines if line.price_id == "price_sms")
+        assert sms.description == "Package: 250 units (3 packages)" and "price_sms" not in sms.description
         adjustment = by_id["price_api", True]
         assert (adjustment.period_start, adjustment.period_end) == (JAN.start, JAN.end)
         assert adjustment.description == "Late usage for 2025-01-31 to 2025-02-28: API calls: 20 units"

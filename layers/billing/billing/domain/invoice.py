@@ -77,8 +77,10 @@ class InvoiceDraft:
         return self.total.is_zero()
 
 
-def _name(price: Price) -> str:
-    return price.display_name or price.meter_id or price.id or price.billing_model.value.replace("_", " ").title()
+def _name(price: Price, labels: Mapping[str, str]) -> str:
+    """What a customer reads on the line (here and on the Stripe invoice): the price's display name, else the name
+    the caller gives it (the meter's or feature's name for usage, the plan's for a fixed charge), never an id."""
+    return price.display_name or labels.get(price.id or "") or price.billing_model.value.replace("_", " ").title()
 
 
 def _num(value: Decimal) -> str:
@@ -96,8 +98,8 @@ def _tiers_text(breakdown: Sequence[TierCharge], currency: str) -> str:
     return "; ".join(parts)
 
 
-def _describe(price: Price, charge: Charge) -> str:
-    name = _name(price)
+def _describe(price: Price, charge: Charge, labels: Mapping[str, str]) -> str:
+    name = _name(price, labels)
     if price.type is PriceType.FIXED:
         return name if charge.quantity == 1 else f"{name} x {_num(charge.quantity)}"
     text = f"{name}: {_num(charge.quantity)} units"
@@ -108,7 +110,7 @@ def _describe(price: Price, charge: Charge) -> str:
     return text
 
 
-def _line(price: Price, period: Period, charge: Charge) -> InvoiceLine:
+def _line(price: Price, period: Period, charge: Charge, labels: Mapping[str, str]) -> InvoiceLine:
     return InvoiceLine(
         price_id=price.id,
         meter_id=price.meter_id,
@@ -117,12 +119,12 @@ def _line(price: Price, period: Period, charge: Charge) -> InvoiceLine:
         period_end=period.end,
         quantity=charge.quantity,
         amount=charge.amount,
-        description=_describe(price, charge),
+        description=_describe(price, charge, labels),
         breakdown=charge.breakdown,
     )
 
 
-def _adjustment(late: LateUsage, currency: str) -> InvoiceLine:
+def _adjustment(late: LateUsage, currency: str, labels: Mapping[str, str]) -> InvoiceLine:
     price = as_price(late.price)
     if price.currency != currency:
         raise ValueError(f"late usage price {price.id} is in {price.currency}, the invoice in {currency}")
@@ -136,7 +138,7 @@ def _adjustment(late: LateUsage, currency: str) -> InvoiceLine:
         period_end=late.period_end,
         quantity=charge.late_quantity,
         amount=charge.amount,
-        description=f"Late usage for {label}: {_name(price)}: {_num(charge.late_quantity)} units",
+        description=f"Late usage for {label}: {_name(price, labels)}: {_num(charge.late_quantity)} units",
         is_adjustment=True,
         breakdown=charge.after.breakdown,
     )
@@ -151,12 +153,15 @@ def build_invoice(
     usage: Mapping[str, Decimal] | None = None,
     late_usage: Sequence[LateUsage] = (),
     fixed_quantities: Mapping[str, Decimal] | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> InvoiceDraft:
     """Lines, subtotal and total of one invoice (see the module docstring for what goes in).
 
     ``usage`` maps meter ids to the quantity over the closed period; ``fixed_quantities`` maps price
-    ids to a FIXED price's quantity (1 when absent). Every price must be in ``currency``.
+    ids to a FIXED price's quantity (1 when absent); ``labels`` maps price ids to the name a line shows when the
+    price has no display name. Every price must be in ``currency``.
     """
+    labels = labels or {}
     code = money.normalize_currency(currency)
     usage = usage or {}
     fixed_quantities = fixed_quantities or {}
@@ -172,17 +177,17 @@ def build_invoice(
     if period is not None:
         for price in parsed:
             if price.type is PriceType.FIXED and price.invoice_cadence is InvoiceCadence.ARREAR:
-                lines.append(_line(price, period, price_quantity(price, fixed(price))))
+                lines.append(_line(price, period, price_quantity(price, fixed(price)), labels))
         for price in parsed:
             if price.type is PriceType.USAGE:
                 quantity = usage.get(price.meter_id or "", ZERO)
-                lines.append(_line(price, period, price_quantity(price, quantity)))
+                lines.append(_line(price, period, price_quantity(price, quantity), labels))
     if advance_period is not None:
         for price in parsed:
             if price.type is PriceType.FIXED and price.invoice_cadence is InvoiceCadence.ADVANCE:
-                lines.append(_line(price, advance_period, price_quantity(price, fixed(price))))
+                lines.append(_line(price, advance_period, price_quantity(price, fixed(price)), labels))
     ordered_late = sorted(late_usage, key=lambda item: (item.period_start, item.period_end))
-    lines.extend(_adjustment(item, code) for item in ordered_late)
+    lines.extend(_adjustment(item, code, labels) for item in ordered_late)
     with localcontext(money.EXACT_CONTEXT):
         subtotal = sum((line.amount for line in lines), money.round_minor(ZERO, code))
     return InvoiceDraft(currency=code, lines=tuple(lines), subtotal=subtotal, total=subtotal)

@@ -63,6 +63,7 @@ class Meter:
     filters: tuple[tuple[str, frozenset[str]], ...] = ()
     reset_never: bool = False
     active: bool = True
+    name: str = ""
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> Meter:
@@ -82,6 +83,7 @@ class Meter:
             filters=filters,
             reset_never=str(record.get("reset_usage", "BILLING_PERIOD")).upper() == "NEVER",
             active=record.get("status", "published") == "published",
+            name=str(record.get("name") or ""),
         )
 
 

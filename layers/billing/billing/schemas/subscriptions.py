@@ -7,8 +7,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StrictInt, field_validator, model_validator
 
-from billing.domain.money import format_money, is_supported
+from billing.domain.money import is_supported
 from billing.schemas.common import CsvList, Edge, ListFilter, Metadata, Timestamp
+from billing.schemas.prices import amount_text, currency_symbol, tier_out
 from billing.timeutil import iso, parse_iso
 
 BillingPeriod = Literal["DAILY", "WEEKLY", "MONTHLY", "QUARTERLY", "HALF_YEARLY", "ANNUAL"]
@@ -147,16 +148,11 @@ def _price_out(price: dict[str, Any]) -> dict[str, Any]:
         "type": price["type"],
         "billing_model": price["billing_model"],
         "tier_mode": price.get("tier_mode"),
-        "tiers": [
-            {
-                "up_to": t.get("up_to"),
-                "unit_amount": format(t["unit_amount"], "f"),
-                "flat_amount": None if t.get("flat_amount") is None else format(t["flat_amount"], "f"),
-            }
-            for t in price.get("tiers") or []
-        ],
-        "amount": None if amount is None else format(amount, "f"),
-        "display_amount": None if amount is None else format_money(amount, currency),
+        # Amounts are written as on the price itself (GET /prices/{id}): the currency's digits at least, every
+        # digit of a sub-cent price kept ("0.0125" shows as "$0.0125", never rounded to "0.01").
+        "tiers": [{"flat_amount": None, **tier_out(t, currency)} for t in price.get("tiers") or []],
+        "amount": amount_text(amount, currency),
+        "display_amount": None if amount is None else f"{currency_symbol(currency)}{amount_text(amount, currency)}",
         "currency": currency,
         "billing_period": price["billing_period"],
         "billing_period_count": price["billing_period_count"],

@@ -135,6 +135,20 @@ def _late_usage(
     return late, changes
 
 
+def line_labels(sub: Mapping[str, Any], meters: Mapping[str, m.Meter]) -> dict[str, str]:
+    """The name each line shows when its price has none: the meter's name (or event name) for usage, the plan's name
+    for a fixed charge. Invoice lines, and the Stripe invoice items made from them, never show a price id."""
+    labels: dict[str, str] = {}
+    for item in sub["line_items"]:
+        price = item["price"]
+        meter = meters.get(price.get("meter_id") or "")
+        if price["type"] == "USAGE" and meter is not None:
+            labels[price["id"]] = meter.name or meter.event_name
+        elif item.get("plan_display_name"):
+            labels[price["id"]] = str(item["plan_display_name"])
+    return labels
+
+
 def _stored_line(
     sub: Mapping[str, Any], line: invoice_math.InvoiceLine, index: int, meters: Mapping[str, m.Meter]
 ) -> dict[str, Any]:
@@ -204,6 +218,7 @@ def compute_lines(
         advance_period=advance_period,
         usage=usage,
         late_usage=late,
+        labels=line_labels(sub, meters),
     )
     lines = [_stored_line(sub, line, n, meters) for n, line in enumerate(built.lines, start=1)]
     by_key = {(i.period_start, as_price(i.price).id): i for i in late}

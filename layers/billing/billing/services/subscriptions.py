@@ -205,7 +205,7 @@ def usage(
             {
                 "subscription_line_item_id": item["id"],
                 "meter_id": meter.id,
-                "meter_display_name": meter.event_name,
+                "meter_display_name": meter.name or meter.event_name,
                 "quantity": quantity,
                 "amount": charge.amount,
                 "display_amount": format_money(charge.amount, sub["currency"]),
