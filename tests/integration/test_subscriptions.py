@@ -29,7 +29,7 @@ def test_create_selects_prices_by_currency_and_period_and_bills_advance_at_once(
     assert sub["collection_method"] == "charge_automatically" and sub["billing_cycle"] == "anniversary"
     assert sub["cancel_at_period_end"] is False
     kept = sorted((li["price_type"], li["price"]["amount"]) for li in sub["line_items"])
-    assert kept == [("FIXED", "49"), ("USAGE", "0.1")]
+    assert kept == [("FIXED", "49.00"), ("USAGE", "0.10")]  # written as GET /prices writes them
     assert call("GET", f"/api/v1/subscriptions/{sub['id']}", tenant=tenant).body == sub
     # The ADVANCE fixed charge is invoiced at creation: SUBSCRIPTION_CREATE, numbered, in period 0.
     (opening,) = invoices(tenant)
