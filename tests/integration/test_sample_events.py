@@ -35,6 +35,9 @@ def test_sample_event_runs(path: Path, aws_endpoint: str) -> None:
     if "Records" in event:
         assert isinstance(result, dict) and "batchItemFailures" in result
         return
+    if path.parent.name == "widget":  # a CloudWatch custom widget answers HTML
+        assert isinstance(result, str) and result, result
+        return
     if fn.logical_id == "AuthorizerFunction":
         assert result["isAuthorized"] is True
         assert result["context"] == {"auth_error": "the API key is not valid"}
