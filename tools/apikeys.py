@@ -13,8 +13,11 @@ Against a deployed stack (reads the ``EntitiesTableName`` output with CloudForma
 
     python tools/apikeys.py --stack-name billing-dev create --tenant "Acme" --environment production
 
-Subcommands: ``create`` (tenant + environment + key, the key printed once), ``create-key`` (a key for an
-existing environment), ``list`` (a tenant's keys: id, name, status, hint; never the key), ``revoke``.
+Subcommands: ``create`` (tenant + environment + key, the key printed once), ``add-environment`` (one more
+environment of an existing tenant, e.g. ``sandbox`` beside ``production``, with its first key), ``create-key`` (a key
+for an existing environment), ``rotate`` (a new key for the same environment; the old one keeps working until it is
+revoked, so clients move over without an outage), ``list`` (a tenant's keys: id, name, status, hint; never the
+key), ``revoke``.
 Keys are stored only as their SHA-256 hash. ``--json`` prints machine-readable output.
 """
 
@@ -90,6 +93,30 @@ def cmd_create(table: Table, args: argparse.Namespace) -> None:
     )
 
 
+def cmd_add_environment(table: Table, args: argparse.Namespace) -> None:
+    environment = apikeys.create_environment(table, args.tenant_id, args.environment, args.environment_id)
+    record, key = apikeys.create_key(table, args.tenant_id, environment["id"], args.name, rate_limit=args.rate_limit)
+    _emit(
+        args,
+        {"environment": environment, "key": record, "api_key": key},
+        f"environment  {environment['id']} ({environment['name']}) of tenant {args.tenant_id}\n"
+        f"key id       {record['key_id']}\n"
+        f"API key      {key}\n\n"
+        "The key is shown only this once; store it now.",
+    )
+
+
+def cmd_rotate(table: Table, args: argparse.Namespace) -> None:
+    record, key, old = apikeys.rotate_key(table, args.key_id)
+    _emit(
+        args,
+        {"key": record, "api_key": key, "replaced": old},
+        f"key id   {record['key_id']}\nAPI key  {key}\n\nThe key is shown only this once; store it now.\n"
+        f"The old key {old['key_id']} ({old['hint']}) keeps working until you revoke it:\n"
+        f"  revoke --key-id {old['key_id']}",
+    )
+
+
 def cmd_create_key(table: Table, args: argparse.Namespace) -> None:
     record, key = apikeys.create_key(table, args.tenant_id, args.environment_id, args.name, rate_limit=args.rate_limit)
     _emit(
@@ -144,6 +171,20 @@ def parser() -> argparse.ArgumentParser:
     create_key.add_argument("--name", default="default")
     create_key.add_argument("--rate-limit", type=int, help=RATE_LIMIT_HELP)
     create_key.set_defaults(run=cmd_create_key)
+
+    add_env = sub.add_parser(
+        "add-environment", parents=[common], help="add an environment to an existing tenant, with its first key"
+    )
+    add_env.add_argument("--tenant-id", required=True)
+    add_env.add_argument("--environment", required=True, help="environment name, e.g. sandbox")
+    add_env.add_argument("--environment-id", help="environment id (default: generated)")
+    add_env.add_argument("--name", default="default", help="key name")
+    add_env.add_argument("--rate-limit", type=int, help=RATE_LIMIT_HELP)
+    add_env.set_defaults(run=cmd_add_environment)
+
+    rotate = sub.add_parser("rotate", parents=[common], help="a new key beside an active one (revoke the old later)")
+    rotate.add_argument("--key-id", required=True, help="the key to replace")
+    rotate.set_defaults(run=cmd_rotate)
 
     listing = sub.add_parser("list", parents=[common], help="list a tenant's keys (hints only)")
     listing.add_argument("--tenant-id", required=True)

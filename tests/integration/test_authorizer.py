@@ -5,7 +5,10 @@ from __future__ import annotations
 import hashlib
 import uuid
 
+import pytest
+
 from billing import wiring
+from billing.errors import ValidationFailed
 from billing.services import apikeys
 from devstack import template as tpl
 from devstack.events import LambdaContext, authorizer_event
@@ -134,3 +137,44 @@ def test_when_neither_can_read_the_key_the_answer_is_503_with_retry_after(aws_en
     assert res.status == 503, res.text
     assert res.headers["Retry-After"] == "1"
     assert (res.body["code"], res.body["http_status_code"]) == ("service_unavailable", 503)
+
+
+def _tool(endpoint: str, *argv: str) -> dict:
+    import contextlib
+    import io
+    import json
+
+    from tools import apikeys as tool
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = tool.main(["--endpoint-url", endpoint, "--table", wiring.entities().name, *argv])
+    assert code == 0, out.getvalue()
+    return json.loads(out.getvalue())
+
+
+def test_an_environment_is_added_to_an_existing_tenant_with_its_own_key(aws_endpoint):
+    tenant, env, _, production_key = bootstrap()
+    added = _tool(aws_endpoint, "add-environment", "--tenant-id", tenant["id"], "--environment", "sandbox", "--json")
+    assert added["environment"]["tenant_id"] == tenant["id"] and added["environment"]["name"] == "sandbox"
+    sandbox = authorize(added["api_key"])["context"]
+    assert (sandbox["tenant_id"], sandbox["environment_id"]) == (tenant["id"], added["environment"]["id"])
+    assert authorize(production_key)["context"]["environment_id"] == env["id"] != sandbox["environment_id"]
+
+
+def test_rotation_overlaps_the_old_key_until_it_is_revoked(aws_endpoint):
+    tenant, env, record, old_key = bootstrap()
+    rotated = _tool(aws_endpoint, "rotate", "--key-id", record["key_id"], "--json")
+    new_key = rotated["api_key"]
+    assert new_key != old_key and rotated["replaced"]["replaced_by"] == rotated["key"]["key_id"]
+    for key in (old_key, new_key):  # both work while clients move over
+        assert authorize(key)["context"]["environment_id"] == env["id"]
+    _tool(aws_endpoint, "revoke", "--key-id", record["key_id"], "--json")
+    assert authorize(new_key)["isAuthorized"] is True
+    assert authorize(old_key)["context"] == {"auth_error": "the API key has been revoked"}
+    listed = {
+        k["key_id"]: k["status"] for k in _tool(aws_endpoint, "list", "--tenant-id", tenant["id"], "--json")["keys"]
+    }
+    assert listed == {record["key_id"]: "revoked", rotated["key"]["key_id"]: "active"}
+    with pytest.raises(ValidationFailed):  # a revoked key is not rotated
+        apikeys.rotate_key(wiring.entities(), record["key_id"])

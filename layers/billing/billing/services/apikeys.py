@@ -116,6 +116,35 @@ def create_key(
     return record, clear
 
 
+def rotate_key(table: Table, key_id: str) -> tuple[dict[str, Any], str, dict[str, Any]]:
+    """A new key for the same environment, name and rate limit as an active key: (new record, clear key, old record).
+
+    The old key stays valid, so clients can move over without an outage; it is marked ``replaced_by`` the new one and
+    ends when it is revoked (``revoke_key``). Keys are never rotated in place: each has its own id and hint.
+    """
+    found = table.query(f"apikeyid#{key_id}", index="GSI2")
+    if not found:
+        raise NotFound(f"API key {key_id} was not found")
+    old = found[0]
+    if old.get("status") != ACTIVE:
+        raise ValidationFailed(f"API key {key_id} is {old.get('status')}; only an active key can be rotated")
+    rate_limit = old.get("rate_limit")
+    record, clear = create_key(
+        table,
+        str(old["tenant_id"]),
+        str(old["environment_id"]),
+        str(old.get("name") or "default"),
+        rate_limit=None if rate_limit is None else int(rate_limit),
+    )
+    updated = table.update(
+        old["PK"],
+        old["SK"],
+        "SET replaced_by = :n, rotated_at = :t",
+        values={":n": record["key_id"], ":t": iso(utcnow())},
+    )
+    return record, clear, _public(updated)
+
+
 def list_keys(table: Table, tenant_id: str) -> list[dict[str, Any]]:
     return [_public(i) for i in table.query(f"tenant#{tenant_id}#apikeys", index="GSI1")]
 
