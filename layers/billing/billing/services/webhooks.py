@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from billing import jsontext, wiring
+from billing import jsontext, stripe_edge, wiring
 from billing.observability import logger, metrics
 from billing.scope import Scope
 from billing.settings import get_settings
@@ -99,12 +99,10 @@ _secrets: dict[tuple[str, str], tuple[float, str | None]] = {}
 
 
 def _load_secret(scope: Scope) -> str | None:
-    from billing.services import connections  # deferred: only a cache miss pays for it
-
-    connection = connections.active(scope, "stripe")
+    connection = stripe_edge.active_connection(scope)
     if connection is None:
         return None
-    secret = connections.stripe_credentials(scope, connection).get("webhook_secret")
+    secret = stripe_edge.credentials(scope, connection).get("webhook_secret")
     return str(secret) if secret else None
 
 
