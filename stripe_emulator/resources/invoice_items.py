@@ -80,9 +80,6 @@ class InvoiceItems(Invoices):
         }
         self._apply_item(acct, item, params, cus, inv, creating=True)
         if inv is not None:
-            if not inv["_currency_explicit"] and not self._items_of(acct, inv):
-                inv["currency"] = item["currency"]
-                inv["_currency_explicit"] = True
             if item["currency"] != inv["currency"]:
                 raise invalid(
                     f"The currency of the invoice item ({item['currency']}) must match the invoice's "
@@ -149,7 +146,7 @@ class InvoiceItems(Invoices):
                 unit, unit_dec = item["unit_amount"], item["unit_amount_decimal"]
                 amount = money.round_minor(Decimal(unit_dec or "0") * quantity)
             if creating:
-                currency = currency or (inv["currency"] if inv and inv["_currency_explicit"] else None)
+                currency = currency or (inv["currency"] if inv else None)
                 currency = currency or cus["currency"]
                 if currency is None:
                     raise missing_param("currency")

@@ -145,7 +145,6 @@ class Invoices(Checkout):
             "total_tax_amounts": [],
             "transfer_data": None,
             "webhooks_delivered_at": None,
-            "_currency_explicit": "currency" in params or cus["currency"] is not None,
         }
         if method == "send_invoice" and params.get("days_until_due") not in (None, ""):
             inv["days_until_due"] = as_int(params["days_until_due"], "days_until_due")
@@ -162,11 +161,8 @@ class Invoices(Checkout):
                 raise state("Nothing to invoice for customer", code="invoice_no_customer_line_items", param="customer")
         acct.put(inv)
         for item in pending:
-            if item["currency"] != inv["currency"] and inv["_currency_explicit"]:
-                continue
-            inv["currency"] = item["currency"]
-            inv["_currency_explicit"] = True
-            item["invoice"] = inv["id"]
+            if item["currency"] == inv["currency"]:
+                item["invoice"] = inv["id"]
         self._recompute(acct, inv)
         self.emit(acct, "invoice.created", inv)
         return inv

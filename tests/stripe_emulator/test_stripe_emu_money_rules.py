@@ -20,6 +20,50 @@ def draft(client: stripe.StripeClient, customer: str, amount: int, currency: str
     return client.v1.invoices.retrieve(invoice.id)
 
 
+# ------------------------------------------------------------------ 1. invoice currency
+
+
+def test_a_new_customers_invoice_is_in_the_account_default_currency_unless_given(client: stripe.StripeClient) -> None:
+    customer = client.v1.customers.create()
+    invoice = client.v1.invoices.create(params={"customer": customer.id})
+    assert invoice.currency == "usd"
+    with pytest.raises(stripe.InvalidRequestError) as wrong:
+        client.v1.invoice_items.create(
+            params={"customer": customer.id, "invoice": invoice.id, "amount": 500, "currency": "eur"}
+        )
+    assert wrong.value.http_status == 400
+    assert "must match" in str(wrong.value.user_message)
+    assert client.v1.invoices.retrieve(invoice.id).total == 0
+
+    eur = client.v1.invoices.create(params={"customer": customer.id, "currency": "eur"})
+    item = client.v1.invoice_items.create(params={"customer": customer.id, "invoice": eur.id, "amount": 500})
+    assert (eur.currency, item.currency) == ("eur", "eur")
+
+
+def test_the_first_finalized_invoice_sets_the_customers_currency_and_later_invoices_default_to_it(
+    client: stripe.StripeClient,
+) -> None:
+    customer = client.v1.customers.create()
+    assert customer.currency is None
+    first = draft(client, customer.id, 1000, "eur")
+    assert client.v1.customers.retrieve(customer.id).currency is None
+    client.v1.invoices.finalize_invoice(first.id)
+    assert client.v1.customers.retrieve(customer.id).currency == "eur"
+    assert client.v1.invoices.create(params={"customer": customer.id}).currency == "eur"
+    # A multi-currency customer: an explicit currency still wins.
+    usd = draft(client, customer.id, 1000, "usd")
+    assert (usd.currency, usd.total) == ("usd", 1000)
+
+
+def test_pending_items_in_another_currency_stay_pending(client: stripe.StripeClient) -> None:
+    customer = client.v1.customers.create()
+    client.v1.invoice_items.create(params={"customer": customer.id, "amount": 700, "currency": "usd"})
+    gbp = client.v1.invoice_items.create(params={"customer": customer.id, "amount": 300, "currency": "gbp"})
+    invoice = client.v1.invoices.create(params={"customer": customer.id, "pending_invoice_items_behavior": "include"})
+    assert (invoice.currency, invoice.total) == ("usd", 700)
+    assert client.v1.invoice_items.retrieve(gbp.id).invoice is None
+
+
 # ------------------------------------------------------------------ 2. customer balance
 
 
@@ -100,9 +144,8 @@ def test_an_invoice_below_the_minimum_is_paid_with_nothing_collected_and_carried
 
 def test_an_invoice_at_the_minimum_is_charged(client: stripe.StripeClient, customer_with_card: Any) -> None:
     customer = customer_with_card("pm_card_visa")
-    invoice = client.v1.invoices.finalize_invoice(
-        draft(client, customer.id, 50, "usd").id, params={"auto_advance": True}
-    )
+    invoice = draft(client, customer.id, 50, "usd")
+    invoice = client.v1.invoices.finalize_invoice(invoice.id, params={"auto_advance": True})
     paid = wait_status(client, invoice.id, "paid")
     assert paid.amount_paid == 50 and paid.charge is not None
 
