@@ -12,8 +12,6 @@ same audit over every Stripe-connected environment and publishes the count as ``
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,7 +22,7 @@ for path in (ROOT / "layers" / "billing", ROOT):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-from tools.webhooks import _point_billing_at  # noqa: E402
+from tools.webhooks import _point_billing_at, environment_command, stack_parser  # noqa: E402
 
 COLUMNS = (
     ("invoice", "invoice_id"),
@@ -53,19 +51,9 @@ def audit_table(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--region", default=os.environ.get("AWS_REGION", "us-east-1"))
-    parser.add_argument(
-        "--endpoint-url", default=f"http://127.0.0.1:{os.environ.get('LOCAL_AWS_PORT', '5000')}", help="local stack"
-    )
-    parser.add_argument("--stack-name", help="a deployed stack (reads its resources with CloudFormation)")
-    parser.add_argument("--profile")
+    parser = stack_parser(__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    audit = sub.add_parser("audit", help="per invoice: our money vs Stripe's")
-    audit.add_argument("--tenant", required=True)
-    audit.add_argument("--environment", required=True)
-    audit.add_argument("--table", help="entities table name (local stack: EntitiesTable)")
-    audit.add_argument("--stripe-api-base", help="Stripe API base (local stack: the emulator)")
+    environment_command(sub, "audit", "per invoice: our money vs Stripe's")
     args = parser.parse_args(argv)
     _point_billing_at(args)
     from billing.scope import Scope

@@ -150,20 +150,32 @@ def _point_billing_at(args: argparse.Namespace) -> None:
     wiring.reset()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def stack_parser(description: str | None) -> argparse.ArgumentParser:
+    """The options every operations tool takes to reach the local stack or a deployed one."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--region", default=os.environ.get("AWS_REGION", "us-east-1"))
     parser.add_argument(
         "--endpoint-url", default=f"http://127.0.0.1:{os.environ.get('LOCAL_AWS_PORT', '5000')}", help="local stack"
     )
     parser.add_argument("--stack-name", help="a deployed stack (reads its resources with CloudFormation)")
     parser.add_argument("--profile")
+    return parser
+
+
+def environment_command(sub: Any, name: str, help_text: str) -> argparse.ArgumentParser:
+    """A subcommand about one tenant environment, reading the product's table and Stripe."""
+    command: argparse.ArgumentParser = sub.add_parser(name, help=help_text)
+    command.add_argument("--tenant", required=True)
+    command.add_argument("--environment", required=True)
+    command.add_argument("--table", help="entities table name (local stack: EntitiesTable)")
+    command.add_argument("--stripe-api-base", help="Stripe API base (local stack: the emulator)")
+    return command
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = stack_parser(__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    drift = sub.add_parser("drift", help="our invoices vs Stripe: status and total per invoice")
-    drift.add_argument("--tenant", required=True)
-    drift.add_argument("--environment", required=True)
-    drift.add_argument("--table", help="entities table name (local stack: EntitiesTable)")
-    drift.add_argument("--stripe-api-base", help="Stripe API base (local stack: the emulator)")
+    environment_command(sub, "drift", "our invoices vs Stripe: status and total per invoice")
     redo = sub.add_parser("redrive", help="move dead-lettered webhooks back to the webhook queue")
     redo.add_argument("--dlq-url")
     redo.add_argument("--queue-url")

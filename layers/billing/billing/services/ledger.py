@@ -68,7 +68,8 @@ class Received:
     payment_method_id: str | None = None
 
 
-def _invoice_put(scope: Scope, current: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+def invoice_put_op(scope: Scope, current: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+    """The op writing ``record`` over the invoice as it was read (``current``): refused if it changed since."""
     repo = invoice_keys.invoices()
     return repo.table.put_op(
         repo.item(scope, record, invoice_keys.invoice_indexes(scope, record)),
@@ -152,7 +153,7 @@ def record_received(scope: Scope, invoice_id: str, received: list[Received], pai
             )
         added = sum((entry.amount for _, entry in fresh), Decimal(0))
         if invoice["invoice_status"] == "FINALIZED":
-            ops.append(_invoice_put(scope, invoice, _with_money(invoice, added, Decimal(0), Decimal(0), paid_at)))
+            ops.append(invoice_put_op(scope, invoice, _with_money(invoice, added, Decimal(0), Decimal(0), paid_at)))
         try:
             table.transact(ops)
         except ConditionFailed:
@@ -215,7 +216,7 @@ def apply_charge_state(scope: Scope, payment: dict[str, Any], state: ChargeState
         d_refunded, d_disputed = refunded - old_refunded, disputed - old_disputed
         if invoice is not None:
             changed = _with_money(invoice, -(d_refunded + d_disputed), d_refunded, d_disputed, at)
-            ops.append(_invoice_put(scope, invoice, changed))
+            ops.append(invoice_put_op(scope, invoice, changed))
         try:
             table.transact(ops)
         except ConditionFailed:

@@ -49,7 +49,7 @@ from billing.observability import logger, metrics
 from billing.schemas.payments import PaymentCreate, PaymentFilter
 from billing.scope import Scope
 from billing.services import collection, invoices, mappings, stripe_sync
-from billing.services.ledger import payments_key, stripe_payments_pk
+from billing.services.ledger import invoice_put_op, payments_key, stripe_payments_pk
 from billing.store import invoices as invoice_keys
 from billing.store.dynamo import ConditionFailed
 from billing.store.entities import Entities, strip_keys
@@ -310,7 +310,7 @@ def _offline(scope: Scope, request: PaymentCreate, at: datetime) -> dict[str, An
             )
         record = _new(scope, request, invoice, at, payment_status="SUCCEEDED", succeeded_at=iso(at))
         applied = _applied(invoice, request.amount, at)
-        ops = [_invoice_put(scope, invoice, applied)] if applied else []
+        ops = [invoice_put_op(scope, invoice, applied)] if applied else []
         try:
             payment, created = _insert(scope, request, record, ops)
         except ConditionFailed:
@@ -543,15 +543,6 @@ def _failed(invoice: dict[str, Any] | None, at: datetime) -> dict[str, Any] | No
     return {**invoice, "payment_status": "FAILED", "updated_at": iso(at), "version": int(invoice["version"]) + 1}
 
 
-def _invoice_put(scope: Scope, current: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
-    repo_ = invoice_keys.invoices()
-    return repo_.table.put_op(
-        repo_.item(scope, record, invoice_keys.invoice_indexes(scope, record)),
-        condition="attribute_exists(PK) AND version = :v",
-        values={":v": int(current["version"])},
-    )
-
-
 def _paid_metrics(invoice: dict[str, Any] | None) -> None:
     metrics.add_metric(name="PaymentSucceeded", unit="Count", value=1)
     if invoice is not None and invoice["payment_status"] in PAID:
@@ -607,7 +598,7 @@ def _settle(
             base = changed if changed is not None else {**invoice, "version": int(invoice["version"]) + 1}
             changed = collection.released(base, me)
         if changed is not None and invoice is not None:
-            ops.append(_invoice_put(scope, invoice, changed))
+            ops.append(invoice_put_op(scope, invoice, changed))
         try:
             wiring.entities().transact(ops)
         except ConditionFailed:
