@@ -20,7 +20,7 @@ from billing.scope import Scope
 from billing.services import mappings
 from billing.store import invoices as keys
 from billing.store.dynamo import ConditionFailed
-from billing.store.entities import entity_pk
+from billing.store.entities import entity_pk, strip_keys
 
 CARD_LEASE = timedelta(hours=1)
 LINK_LEASE_MARGIN = timedelta(minutes=10)
@@ -72,7 +72,7 @@ def claim_for_stripe(scope: Scope, invoice_id: str, now: datetime) -> tuple[bool
         )
     except ConditionFailed:
         return False, keys.invoices().find(scope, invoice_id)
-    return True, {k: v for k, v in item.items() if k not in ("PK", "SK", "GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK")}
+    return True, strip_keys(item)
 
 
 def release_stripe(scope: Scope, invoice_id: str) -> None:

@@ -174,10 +174,11 @@ def _metadata(obj: Any) -> dict[str, Any]:
     return dict(found.to_dict() if hasattr(found, "to_dict") else found)
 
 
-def _find_stripe_invoice(edge: stripe_edge.Stripe, scope: Scope, invoice: dict[str, Any], customer: str) -> Any:
+def _find_stripe_invoice(
+    edge: stripe_edge.Stripe, link: dict[str, Any] | None, invoice: dict[str, Any], customer: str
+) -> Any:
     """The Stripe invoice made for ours: by the stored link, else by our id among the customer's drafts (a create
     whose link was never stored, resumed after Stripe forgot its idempotency key)."""
-    link = mappings.find(scope, "invoice", invoice["id"], PROVIDER)
     if link is not None:
         return edge.client.v1.invoices.retrieve(link["provider_entity_id"])
     listed = edge.client.v1.invoices.list({"customer": customer, "status": "draft", "limit": 100})
@@ -313,7 +314,9 @@ def sync_invoice(scope: Scope, invoice_id: str) -> dict[str, Any] | None:
     with stripe_edge.translated("sync the invoice"):
         customer = stripe_sync.stripe_customer(scope, invoice["customer_id"])
         send = invoice.get("collection_method") == "send_invoice"
-        stripe_invoice = _find_stripe_invoice(edge, scope, invoice, customer)
+        # A concurrent sync may have linked one since ``existing`` was read: read the link again only then.
+        link = existing or mappings.find(scope, "invoice", invoice_id, PROVIDER)
+        stripe_invoice = _find_stripe_invoice(edge, link, invoice, customer)
         if stripe_invoice is None:
             balance = int(getattr(edge.client.v1.customers.retrieve(customer), "balance", 0) or 0)
             if balance > 0:

@@ -24,11 +24,11 @@ from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from billing import stripe_edge, wiring
+from billing import stripe_edge
 from billing.domain.money import from_minor_units, round_minor
 from billing.observability import logger, metrics
 from billing.scope import Scope
-from billing.services import ledger, mappings, webhook_effects, webhooks
+from billing.services import ledger, mappings, reconciliation, webhook_effects
 from billing.store import invoices as invoice_keys
 
 PROVIDER = "stripe"
@@ -163,7 +163,7 @@ def run(budget_seconds: float = 240) -> dict[str, int]:
     deadline = time.monotonic() + budget_seconds
     audited = mismatched = 0
     seen: set[tuple[str, str]] = set()
-    for item in webhooks_connections():
+    for item in reconciliation.indexed_connections():
         key = (str(item["tenant_id"]), str(item["environment_id"]))
         if key in seen:
             continue
@@ -182,8 +182,3 @@ def run(budget_seconds: float = 240) -> dict[str, int]:
     metrics.add_metric(name="LedgerMismatches", unit="Count", value=mismatched)
     metrics.add_metric(name="LedgerInvoicesAudited", unit="Count", value=audited)
     return {"audited": audited, "mismatched": mismatched}
-
-
-def webhooks_connections() -> list[dict[str, Any]]:
-    """Every Stripe connection in the connections index (one Query, never a Scan)."""
-    return wiring.entities().query(webhooks.CONNECTIONS_INDEX_PK)
