@@ -8,7 +8,9 @@ Environment (the control surface; tools and tests depend on it):
 - ``LOCAL_PARAMETER_OVERRIDES``: template parameters, ``"AuthorizerCacheTtl=1 LogLevel=DEBUG"``;
 - ``LOCAL_SQS_RETRY_DELAY``: seconds before a failed SQS message is visible again (2);
 - ``LOCAL_SCHEDULES``: ``auto`` (rate schedules run on their own) or ``manual`` (only on demand);
-- ``LOCAL_CONCURRENCY``: function invocations run at once (8); more wait for a slot.
+- ``LOCAL_CONCURRENCY``: function invocations run at once (8); more wait for a slot;
+- ``LOCAL_WEBHOOK_RETRY_SCHEDULE``: seconds between outbound webhook attempts, ``"1,1,2"`` (default: the
+  deployed 27.6-hour schedule); ``/_local/webhooks/receiver/<name>`` is a receiver to point endpoints at.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from devstack.events import REGION
 from devstack.gateway import ApiGateway, FunctionUrls, Reply, Request
 from devstack.intrinsics import parameter_values, parse_overrides
 from devstack.queues import Poller, queue_depth
+from devstack.receiver import Receivers
 from devstack.runtime import Runtime, reset_billing
 from devstack.schedules import Scheduler
 from devstack.server import HOST, LoopbackServer
@@ -46,6 +49,7 @@ from devstack.stack import (
     split_environments,
     sqs_sources,
 )
+from devstack.streams import StreamPoller, StreamReader, stream_sources
 
 log = logging.getLogger("devstack")
 
@@ -153,6 +157,8 @@ class LocalStack:
         self.runtime: Runtime | None = None
         self.scheduler: Scheduler | None = None
         self.pollers: list[Poller] = []
+        self.stream_pollers: list[StreamPoller] = []
+        self.receivers = Receivers()
         self.consumed: list[Queue] = []
         self.stack: Stack | None = None
         self.dev: dict[str, str] = {}
@@ -198,6 +204,9 @@ class LocalStack:
                 "POWERTOOLS_TRACE_DISABLED": "true",
                 "POWERTOOLS_METRICS_DISABLED": "true",
                 "POWERTOOLS_SERVICE_NAME": "billing-local",
+                # Outbound webhooks may reach loopback here (the built-in receiver); deployed stacks refuse it.
+                "WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
+                "WEBHOOK_RETRY_SCHEDULE": os.environ.get("LOCAL_WEBHOOK_RETRY_SCHEDULE", ""),
             }
         )
         self.api_server = LoopbackServer(cfg.api_port, self.dispatch_api, "api")
@@ -245,6 +254,12 @@ class LocalStack:
             self.pollers.append(poller)
             if source.queue not in self.consumed:
                 self.consumed.append(source.queue)
+        ddb, ddb_streams = self.client("dynamodb"), self.client("dynamodbstreams")
+        for stream in stream_sources(stack, functions):
+            reader = StreamReader(ddb, ddb_streams, stream.table, stream.starting_position)
+            self.stream_pollers.append(
+                StreamPoller(stream, reader, self.runtime.invoke, sqs, self.stop_event, cfg.retry_delay)
+            )
         self.scheduler = Scheduler(
             schedules(stack, functions),
             self.runtime.invoke,
@@ -253,6 +268,8 @@ class LocalStack:
         )
         for poller in self.pollers:
             poller.start()
+        for stream_poller in self.stream_pollers:
+            stream_poller.start()
         self.scheduler.start()
         self.ready = True
         self._announce(time.monotonic() - started, len(self.gateway.routes), len(urls))
@@ -374,6 +391,8 @@ class LocalStack:
             if run.ok:
                 return _json(200, {**body, "result": run.result})
             return _json(500, {**body, "error": run.error})
+        if len(parts) == 4 and parts[:3] == ["_local", "webhooks", "receiver"]:
+            return self._receiver(request, parts[3])
         if request.method == "POST" and parts == ["_local", "queues", "drain"]:
             query = dict(parse_qsl(request.query))
             try:
@@ -383,16 +402,34 @@ class LocalStack:
             return self.drain(timeout)
         return _json(404, {"message": "Not Found"})
 
+    def _receiver(self, request: Request, name: str) -> Reply:
+        if request.method == "POST":
+            status = self.receivers.receive(name, request.headers, request.body)
+            return _json(status, {"received": status < 300})
+        if request.method == "GET":
+            return _json(200, self.receivers.listing(name))
+        if request.method == "PUT":
+            return _json(*self.receivers.configure(name, request.body))
+        if request.method == "DELETE":
+            self.receivers.clear(name)
+            return _json(200, {"name": name, "cleared": True})
+        return _json(405, {"message": "Method Not Allowed"})
+
     def drain(self, timeout: float) -> Reply:
         """200 once every consumed queue is empty and no handler runs (twice in a row); 504 after ``timeout``."""
         assert self.runtime is not None
         sqs = self.client("sqs")
         started = time.monotonic()
         clean = 0
+        previous = started
         while True:
+            began = time.monotonic()
             depths = {q.name: queue_depth(sqs, q) for q in self.consumed}
             running = self.runtime.running
-            clean = clean + 1 if running == 0 and not any(depths.values()) else 0
+            # A stream is caught up when a read that started after the previous check found nothing.
+            streams_idle = all(p.empty_at >= previous for p in self.stream_pollers)
+            previous = began
+            clean = clean + 1 if running == 0 and not any(depths.values()) and streams_idle else 0
             waited = round(time.monotonic() - started, 3)
             if clean >= 2:
                 return _json(200, {"drained": True, "waited_seconds": waited})

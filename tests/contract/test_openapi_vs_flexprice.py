@@ -19,6 +19,10 @@ FLEXPRICE = ROOT / "tests" / "reference" / "flexprice" / "contract.json"
 
 NOT_PUBLISHED = "not in Flexprice's published spec; Flexprice's server has it"
 CONNECTIONS = "Flexprice's published spec has no connection routes; the API contract defines them (Stripe setup)"
+WEBHOOK_ENDPOINTS = (
+    "Flexprice registers webhook endpoints through Svix's portal, so its spec has no such routes; ours are "
+    "documented in docs/webhooks-out.md (payloads and event names follow its /webhook-events/* entries)"
+)
 FILTER_EXTRAS = (
     "Flexprice's sort/expand and extra filter fields are ignored (ours filters by named fields); "
     "non-empty filter conditions (filters) are refused with 400, never ignored"
@@ -37,6 +41,14 @@ ALLOWED: dict[str, str] = {
     "PUT /connections/{id}: not in Flexprice's spec": CONNECTIONS,
     "DELETE /connections/{id}: not in Flexprice's spec": CONNECTIONS,
     "GET /customers: not in Flexprice's spec": NOT_PUBLISHED,
+    "GET /webhooks/endpoints: not in Flexprice's spec": WEBHOOK_ENDPOINTS,
+    "POST /webhooks/endpoints: not in Flexprice's spec": WEBHOOK_ENDPOINTS,
+    "GET /webhooks/endpoints/{id}: not in Flexprice's spec": WEBHOOK_ENDPOINTS,
+    "PUT /webhooks/endpoints/{id}: not in Flexprice's spec": WEBHOOK_ENDPOINTS,
+    "DELETE /webhooks/endpoints/{id}: not in Flexprice's spec": WEBHOOK_ENDPOINTS,
+    "GET /webhooks/endpoints/{id}/deliveries: not in Flexprice's spec": WEBHOOK_ENDPOINTS,
+    "POST /webhooks/endpoints/{id}/replay: not in Flexprice's spec": WEBHOOK_ENDPOINTS,
+    "POST /webhooks/endpoints/{id}/test: not in Flexprice's spec": WEBHOOK_ENDPOINTS,
     "PUT /customers/{id}: not in Flexprice's spec": "path form of PUT /customers?id= (the SDK's update by id)",
     "GET /customers/{id}/payment-methods: not in Flexprice's spec": "saved cards of the card-setup flow (ours)",
     "GET /features: not in Flexprice's spec": NOT_PUBLISHED,

@@ -344,9 +344,11 @@ def test_one_stripe_call_gives_up_within_the_timeout_of_every_function_that_call
     decrypting = {name for name, fn in FUNCTIONS.items() if any("kms:Decrypt" in s["Action"] for s in _statements(fn))}
     # The webhook intake decrypts only the signing secret: it verifies signatures locally and never calls Stripe.
     assert "WebhooksStripeIntakeFunction" in decrypting
+    # The outbound webhook worker decrypts endpoints' signing secrets; it calls operators' receivers, not Stripe.
+    assert "WebhookDeliveryWorkerFunction" in decrypting
     # Creating or updating a connection checks the secret key given in the request with Stripe (no decryption).
     checking = {"ConnectionsCreateFunction", "ConnectionsUpdateFunction"}
-    callers = (decrypting - {"WebhooksStripeIntakeFunction"}) | checking
+    callers = (decrypting - {"WebhooksStripeIntakeFunction", "WebhookDeliveryWorkerFunction"}) | checking
     assert all(_reaches(FUNCTIONS[name].code_uri / "app.py", "billing.stripe_gateway") for name in callers)
     assert {"PaymentsCreateFunction", "StripeSyncWorkerFunction", "WebhooksStripeProcessorFunction"} <= callers
     for name in callers:

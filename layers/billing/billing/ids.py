@@ -24,6 +24,8 @@ PREFIXES = {
     "tenant": "tenant",
     "environment": "env",
     "api_key": "key",
+    "webhook_endpoint": "ep",
+    "webhook_message": "msg",
 }
 
 

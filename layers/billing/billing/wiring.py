@@ -69,6 +69,11 @@ def events() -> Table:
 
 
 @lru_cache(maxsize=1)
+def outbox() -> Table:
+    return Table(client("dynamodb"), get_settings().outbox_table)
+
+
+@lru_cache(maxsize=1)
 def rate_limits() -> Table | None:
     name = get_settings().rate_limit_table
     return Table(client("dynamodb"), name) if name else None
@@ -80,5 +85,6 @@ def reset() -> None:
     client.cache_clear()
     entities.cache_clear()
     events.cache_clear()
+    outbox.cache_clear()
     rate_limits.cache_clear()
     lean.entities_reader.cache_clear()

@@ -10,12 +10,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from billing.domain import webhooks_out as hooks
 from billing.errors import AlreadyExists, NotFound, ValidationFailed, VersionConflict, not_found
 from billing.ids import new_id
 from billing.observability import logger, metrics
 from billing.schemas.customers import CustomerCreate, CustomerFilter, CustomerUpdate
 from billing.scope import Scope
-from billing.services import mappings, stripe_sync
+from billing.services import mappings, outbox, stripe_sync
 from billing.store import catalog
 from billing.store.dynamo import ConditionFailed
 from billing.store.entities import ACTIVE, ARCHIVED
@@ -40,7 +41,8 @@ def create(scope: Scope, request: CustomerCreate, actor: str = "api") -> dict[st
         "updated_by": actor,
         "version": 1,
     }
-    created = catalog.customers().create(scope, record, unique={UNIQUE_FIELD: request.external_id})
+    event = outbox.event(scope, hooks.CUSTOMER_CREATED, "customer", record)
+    created = catalog.customers().create(scope, record, unique={UNIQUE_FIELD: request.external_id}, extra_ops=[event])
     metrics.add_metric(name="CustomerCreated", unit="Count", value=1)
     links = request.integration_entity_mapping or []
     for link in links:
@@ -113,10 +115,10 @@ def update(
         record["stripe_as_of"] = stripe_as_of
     record["version"] = int(current["version"]) + 1
     repo = catalog.customers()
-    extra = []
+    extra = [outbox.event(scope, hooks.CUSTOMER_UPDATED, "customer", record)]
     new_external = changes.get("external_id")
     if new_external and new_external != current["external_id"]:
-        extra = [
+        extra += [
             repo.claim_op(scope, UNIQUE_FIELD, new_external, current["id"]),
             repo.release_op(scope, UNIQUE_FIELD, current["external_id"], current["id"]),
         ]
@@ -211,7 +213,8 @@ def archive(scope: Scope, customer_id: str, actor: str = "api") -> dict[str, Any
         "version": int(current["version"]) + 1,
     }
     release = repo.release_op(scope, UNIQUE_FIELD, current["external_id"], current["id"])
-    archived = repo.replace(scope, record, int(current["version"]), extra_ops=[release])
+    event = outbox.event(scope, hooks.CUSTOMER_DELETED, "customer", record)
+    archived = repo.replace(scope, record, int(current["version"]), extra_ops=[release, event])
     metrics.add_metric(name="CustomerArchived", unit="Count", value=1)
     _sync_out(scope, customer_id, linked_too=True)
     return archived

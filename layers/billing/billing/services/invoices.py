@@ -20,7 +20,7 @@ from billing.errors import Conflict, InvalidOperation, VersionConflict
 from billing.observability import logger, metrics
 from billing.schemas.invoices import InvoiceFilter, InvoicePreview, PaymentUpdate
 from billing.scope import Scope
-from billing.services import collection, invoice_sync, invoicing, mappings
+from billing.services import collection, invoice_sync, invoicing, mappings, outbox
 from billing.store import invoices as keys
 from billing.store.dynamo import ConditionFailed
 from billing.timeutil import iso
@@ -79,7 +79,9 @@ def queue_sync(scope: Scope, invoice_id: str) -> None:
 def _write(scope: Scope, current: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
     repo = keys.invoices()
     try:
-        return repo.replace(scope, record, int(current["version"]), indexes=keys.invoice_indexes(scope, record))
+        events = outbox.invoice_change(scope, current, record)
+        indexes = keys.invoice_indexes(scope, record)
+        return repo.replace(scope, record, int(current["version"]), indexes=indexes, extra_ops=events)
     except ConditionFailed:
         raise VersionConflict(f"invoice {current['id']} was changed by another request; retry") from None
 

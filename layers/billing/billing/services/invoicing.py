@@ -36,7 +36,7 @@ from billing.domain.pricing import as_price
 from billing.errors import ServiceUnavailable, TooManyRequests
 from billing.observability import add_amount_metric, logger, metrics
 from billing.scope import Scope
-from billing.services import adjustments
+from billing.services import adjustments, outbox
 from billing.services import usage as usage_service
 from billing.settings import get_settings
 from billing.store import catalog
@@ -453,7 +453,7 @@ def finalize_ops(
             condition="attribute_exists(PK) AND invoice_status = :d AND version = :v",
             values={":d": "DRAFT", ":v": int(invoice["version"])},
         )
-    ops = [put]
+    ops = [put, *outbox.invoice_change(scope, None if expect_absent else invoice, done)]
     if done["invoice_status"] == "FINALIZED":
         ops.append(_counter_op(scope, counter))
         if Decimal(done["total"]) > 0:
@@ -493,7 +493,9 @@ def finalize(
         counter = read_counter(scope)
         done, ops = finalize_ops(scope, invoice, counter, now, skip_zero=skip_zero)
         if sub is not None:
-            ops.append(subscription_put_op(scope, advanced(sub, now), int(sub["version"])))
+            moved = advanced(sub, now)
+            ops.append(subscription_put_op(scope, moved, int(sub["version"])))
+            ops.extend(outbox.subscription_change(scope, sub, moved))
             ops.extend(_ledger_ops(scope, sub, invoice))
         try:
             _table().transact(ops)
@@ -523,7 +525,10 @@ def finalize(
 def _advance_only(scope: Scope, sub: Mapping[str, Any], now: datetime) -> None:
     # A failed condition means someone else moved it on; the caller re-reads.
     with contextlib.suppress(ConditionFailed):
-        _table().transact([subscription_put_op(scope, advanced(sub, now), int(sub["version"]))])
+        moved = advanced(sub, now)
+        _table().transact(
+            [subscription_put_op(scope, moved, int(sub["version"])), *outbox.subscription_change(scope, sub, moved)]
+        )
 
 
 def draft(scope: Scope, sub: Mapping[str, Any], now: datetime) -> dict[str, Any]:
@@ -538,10 +543,11 @@ def draft(scope: Scope, sub: Mapping[str, Any], now: datetime) -> dict[str, Any]
     lines, ledger_changes = compute_lines(scope, sub, period, advance_period=nxt)
     inputs = adjustment_inputs(scope, sub, period, now)
     record = invoice_record(scope, sub, invoice_id, period, lines, ledger_changes, reason=CYCLE, now=now, inputs=inputs)
+    put = repo.table.put_op(
+        repo.item(scope, record, keys.invoice_indexes(scope, record)), condition="attribute_not_exists(PK)"
+    )
     try:
-        repo.table.put(
-            repo.item(scope, record, keys.invoice_indexes(scope, record)), condition="attribute_not_exists(PK)"
-        )
+        repo.table.transact([put, *outbox.invoice_change(scope, None, record)])
     except ConditionFailed:
         return repo.get(scope, invoice_id)
     return record

@@ -25,6 +25,7 @@ from billing.domain.money import round_minor
 from billing.errors import VersionConflict
 from billing.observability import logger, metrics
 from billing.scope import Scope
+from billing.services import outbox
 from billing.store import invoices as invoice_keys
 from billing.store.dynamo import ConditionFailed
 from billing.timeutil import iso, utcnow
@@ -125,35 +126,34 @@ def record_received(scope: Scope, invoice_id: str, received: list[Received], pai
         now = iso(utcnow())
         ops = []
         for payment_id, entry in fresh:
-            ops.append(
-                table.put_op(
-                    {
-                        "PK": stripe_payments_pk(scope),
-                        "SK": payment_id,
-                        "GSI1PK": payments_key(scope, invoice_id),
-                        "GSI1SK": payment_id,
-                        "id": payment_id,
-                        "tenant_id": scope.tenant_id,
-                        "environment_id": scope.environment_id,
-                        "destination_type": "INVOICE",
-                        "destination_id": invoice_id,
-                        "amount": entry.amount,
-                        "currency": invoice["currency"],
-                        "payment_method_type": entry.method,
-                        "payment_method_id": entry.payment_method_id,
-                        "payment_gateway": PROVIDER,
-                        "gateway_payment_id": entry.stripe_ref,
-                        "payment_status": "SUCCEEDED",
-                        "succeeded_at": iso(paid_at),
-                        "created_at": now,
-                        "updated_at": now,
-                    },
-                    condition="attribute_not_exists(PK)",
-                )
-            )
+            item = {
+                "PK": stripe_payments_pk(scope),
+                "SK": payment_id,
+                "GSI1PK": payments_key(scope, invoice_id),
+                "GSI1SK": payment_id,
+                "id": payment_id,
+                "tenant_id": scope.tenant_id,
+                "environment_id": scope.environment_id,
+                "destination_type": "INVOICE",
+                "destination_id": invoice_id,
+                "amount": entry.amount,
+                "currency": invoice["currency"],
+                "payment_method_type": entry.method,
+                "payment_method_id": entry.payment_method_id,
+                "payment_gateway": PROVIDER,
+                "gateway_payment_id": entry.stripe_ref,
+                "payment_status": "SUCCEEDED",
+                "succeeded_at": iso(paid_at),
+                "created_at": now,
+                "updated_at": now,
+            }
+            ops.append(table.put_op(item, condition="attribute_not_exists(PK)"))
+            ops.extend(outbox.payment_change(scope, None, item))
         added = sum((entry.amount for _, entry in fresh), Decimal(0))
         if invoice["invoice_status"] == "FINALIZED":
-            ops.append(invoice_put_op(scope, invoice, _with_money(invoice, added, Decimal(0), Decimal(0), paid_at)))
+            changed = _with_money(invoice, added, Decimal(0), Decimal(0), paid_at)
+            ops.append(invoice_put_op(scope, invoice, changed))
+            ops.extend(outbox.invoice_change(scope, invoice, changed))
         try:
             table.transact(ops)
         except ConditionFailed:
@@ -217,6 +217,7 @@ def apply_charge_state(scope: Scope, payment: dict[str, Any], state: ChargeState
         if invoice is not None:
             changed = _with_money(invoice, -(d_refunded + d_disputed), d_refunded, d_disputed, at)
             ops.append(invoice_put_op(scope, invoice, changed))
+            ops.extend(outbox.invoice_change(scope, invoice, changed))
         try:
             table.transact(ops)
         except ConditionFailed:

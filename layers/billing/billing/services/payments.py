@@ -48,7 +48,7 @@ from billing.ids import new_id, ulid
 from billing.observability import logger, metrics
 from billing.schemas.payments import PaymentCreate, PaymentFilter
 from billing.scope import Scope
-from billing.services import collection, invoices, mappings, stripe_sync
+from billing.services import collection, invoices, mappings, outbox, stripe_sync
 from billing.services.ledger import invoice_put_op, payments_key, stripe_payments_pk
 from billing.store import invoices as invoice_keys
 from billing.store.dynamo import ConditionFailed
@@ -310,7 +310,12 @@ def _offline(scope: Scope, request: PaymentCreate, at: datetime) -> dict[str, An
             )
         record = _new(scope, request, invoice, at, payment_status="SUCCEEDED", succeeded_at=iso(at))
         applied = _applied(invoice, request.amount, at)
-        ops = [invoice_put_op(scope, invoice, applied)] if applied else []
+        ops = (
+            [invoice_put_op(scope, invoice, applied), *outbox.invoice_change(scope, invoice, applied)]
+            if applied
+            else []
+        )
+        ops.extend(outbox.payment_change(scope, None, record))
         try:
             payment, created = _insert(scope, request, record, ops)
         except ConditionFailed:
@@ -597,8 +602,10 @@ def _settle(
             # The payment has ended: it no longer holds the invoice (the Stripe sync may go on).
             base = changed if changed is not None else {**invoice, "version": int(invoice["version"]) + 1}
             changed = collection.released(base, me)
+        ops.extend(outbox.payment_change(scope, current, record))
         if changed is not None and invoice is not None:
             ops.append(invoice_put_op(scope, invoice, changed))
+            ops.extend(outbox.invoice_change(scope, invoice, changed))
         try:
             wiring.entities().transact(ops)
         except ConditionFailed:

@@ -27,7 +27,7 @@ from billing.ids import new_id, ulid
 from billing.observability import metrics
 from billing.schemas.subscriptions import SubscriptionCancel, SubscriptionCreate, SubscriptionFilter
 from billing.scope import Scope
-from billing.services import customers, invoices, invoicing
+from billing.services import customers, invoices, invoicing, outbox
 from billing.services import prices as price_service
 from billing.store import catalog
 from billing.store import invoices as keys
@@ -123,6 +123,7 @@ def create(scope: Scope, request: SubscriptionCreate, now: datetime, actor: str 
                 scope, opening, counter, now, skip_zero=True, expect_absent=True
             )
         try:
+            extra.extend(outbox.subscription_change(scope, None, record))
             repo.create(scope, record, indexes=indexes, extra_ops=extra)
             break
         except ConditionFailed:
@@ -175,7 +176,10 @@ def cancel(scope: Scope, subscription_id: str, request: SubscriptionCancel, now:
                 record["current_period_end"] = stamp
             else:
                 record["last_period"] = False
-    repo.replace(scope, record, int(current["version"]), indexes=invoicing.subscription_indexes(scope, record))
+    events = outbox.subscription_change(scope, current, record)
+    repo.replace(
+        scope, record, int(current["version"]), indexes=invoicing.subscription_indexes(scope, record), extra_ops=events
+    )
     metrics.add_metric(name="SubscriptionCancelled", unit="Count", value=1)
     return record
 

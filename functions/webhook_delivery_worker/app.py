@@ -1,0 +1,12 @@
+"""The delivery queue: one message = one signed attempt at one (endpoint, message); retries re-queue with a delay."""
+
+from typing import Any
+
+from billing.observability import logger, metrics
+from billing.services import webhook_delivery
+
+
+@metrics.log_metrics(raise_on_empty_metrics=False)
+@logger.inject_lambda_context(clear_state=True)
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return webhook_delivery.handle_batch(event)
