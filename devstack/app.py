@@ -4,13 +4,15 @@ Environment (the control surface; tools and tests depend on it):
 
 - ``BILLING_DEV_API_KEY``: the dev API key (otherwise a random one is printed);
 - ``LOCAL_API_PORT`` (3000), ``LOCAL_FUNCTION_URL_PORT`` (3001), ``LOCAL_AWS_PORT`` (5000),
-  ``LOCAL_STRIPE_PORT`` (12111, reserved for the Stripe emulator);
+  ``LOCAL_STRIPE_PORT`` (12111, the Stripe emulator);
 - ``LOCAL_PARAMETER_OVERRIDES``: template parameters, ``"AuthorizerCacheTtl=1 LogLevel=DEBUG"``;
 - ``LOCAL_SQS_RETRY_DELAY``: seconds before a failed SQS message is visible again (2);
 - ``LOCAL_SCHEDULES``: ``auto`` (rate schedules run on their own) or ``manual`` (only on demand);
 - ``LOCAL_CONCURRENCY``: function invocations run at once (8); more wait for a slot;
 - ``LOCAL_WEBHOOK_RETRY_SCHEDULE``: seconds between outbound webhook attempts, ``"1,1,2"`` (default: the
-  deployed 27.6-hour schedule); ``/_local/webhooks/receiver/<name>`` is a receiver to point endpoints at.
+  deployed 27.6-hour schedule); ``/_local/webhooks/receiver/<name>`` is a receiver to point endpoints at;
+- ``LOCAL_STRIPE_CONNECTION``: ``on`` (the dev environment gets a ready Stripe connection to the emulator, its
+  webhook endpoint registered; ``devstack/stripe_setup.py``) or ``off``.
 """
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ class Config:
     automatic_schedules: bool = True
     ready_file: Path | None = None
     concurrency: int = 8
+    stripe_connection: bool = True
 
     @classmethod
     def from_environment(cls, env: dict[str, str], args: argparse.Namespace) -> Config:
@@ -82,6 +85,9 @@ class Config:
         mode = env.get("LOCAL_SCHEDULES", "auto").lower()
         if mode not in ("auto", "manual"):
             raise SystemExit(f"LOCAL_SCHEDULES must be auto or manual, not {mode!r}")
+        connection = env.get("LOCAL_STRIPE_CONNECTION", "on").lower()
+        if connection not in ("on", "off"):
+            raise SystemExit(f"LOCAL_STRIPE_CONNECTION must be on or off, not {connection!r}")
         dev_key = env.get("BILLING_DEV_API_KEY") or None
         if dev_key is not None and len(dev_key.strip()) < MIN_DEV_KEY_CHARS:
             raise SystemExit(
@@ -100,6 +106,7 @@ class Config:
             automatic_schedules=mode == "auto",
             ready_file=Path(args.ready_file) if args.ready_file else None,
             concurrency=int(env.get("LOCAL_CONCURRENCY") or 8),
+            stripe_connection=connection == "on",
         )
 
 
@@ -244,6 +251,7 @@ class LocalStack:
             )
             self.url_server.start()
         self._create_dev_key(stack)
+        self._connect_stripe(urls)
 
         sqs = self.client("sqs")
         for source in sqs_sources(stack, functions):
@@ -292,6 +300,30 @@ class LocalStack:
             "environment_id": environment["id"],
         }
 
+    def _connect_stripe(self, urls: list[Any]) -> None:
+        """The dev environment's Stripe connection to the emulator, with its webhook endpoint registered."""
+        if not (self.config.stripe_connection and self.stripe is not None and self.dev and self.gateway and urls):
+            return
+        from devstack import stripe_setup
+
+        base = f"http://{HOST}:{self.config.function_url_port}"
+        if len(urls) > 1:  # the first path segment names the function (devstack.gateway.FunctionUrls)
+            intake = next((u.function for u in urls if "webhook" in u.function.lower()), None)
+            if intake is None:
+                log.info("no webhook function URL: no Stripe connection for the dev environment")
+                return
+            base = f"{base}/{intake}"
+        made = stripe_setup.provision(self.gateway, self.dev, self.stripe.url, base)
+        if made is not None:
+            self.dev.update(
+                {
+                    "stripe_connection_id": made.connection_id,
+                    "stripe_secret_key": made.secret_key,
+                    "stripe_webhook_endpoint_id": made.webhook_endpoint_id,
+                    "stripe_webhook_url": made.webhook_url,
+                }
+            )
+
     def _announce(self, seconds: float, routes: int, urls: int) -> None:
         cfg = self.config
         info = {
@@ -318,6 +350,10 @@ class LocalStack:
         if self.dev:
             lines.append(f"  Tenant       {self.dev['tenant_id']} / {self.dev['environment_id']}")
             lines.append(f"  API key      {self.dev['api_key']}")
+            if "stripe_connection_id" in self.dev:
+                # The emulator account's key is in the ready file only: logs never carry a connection's secrets.
+                connection, hook = self.dev["stripe_connection_id"], self.dev["stripe_webhook_url"]
+                lines.append(f"  Stripe       connection {connection}, webhooks to {hook}")
             lines.append(f"  Try: curl -H 'x-api-key: {self.dev['api_key']}' {info['api_url']}/api/v1/customers")
         print("\n".join(lines), flush=True)
         if cfg.ready_file:
@@ -449,7 +485,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="devstack: %(message)s", stream=sys.stderr)
-    for noisy in ("werkzeug", "botocore", "boto3", "urllib3"):
+    for noisy in ("werkzeug", "botocore", "boto3", "urllib3", "stripe"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if os.environ.get("LOCAL_ACCESS_LOG", "on").lower() == "off":
         logging.getLogger("devstack.access").setLevel(logging.WARNING)
