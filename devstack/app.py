@@ -21,6 +21,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import sys
@@ -58,6 +59,12 @@ log = logging.getLogger("devstack")
 
 def _json(status: int, body: Any) -> Reply:
     return status, [("Content-Type", "application/json")], json.dumps(body, default=str).encode()
+
+
+def _words(logical_id: str) -> list[str]:
+    """``WebhooksStripeIntakeFunction`` → ``["webhooks", "stripe", "intake", "function"]`` (singular forms too)."""
+    words = [w.lower() for w in re.findall(r"[A-Z][a-z0-9]*", logical_id)]
+    return words + [w.removesuffix("s") for w in words]
 
 
 MIN_DEV_KEY_CHARS = 16  # as every API key (billing.services.apikeys)
@@ -308,7 +315,7 @@ class LocalStack:
 
         base = f"http://{HOST}:{self.config.function_url_port}"
         if len(urls) > 1:  # the first path segment names the function (devstack.gateway.FunctionUrls)
-            intake = next((u.function for u in urls if "webhook" in u.function.lower()), None)
+            intake = next((u.function for u in urls if {"stripe", "webhook"} <= set(_words(u.function))), None)
             if intake is None:
                 log.info("no webhook function URL: no Stripe connection for the dev environment")
                 return
