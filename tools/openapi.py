@@ -67,7 +67,7 @@ ERROR_STATUSES = {
     "500": "Internal error",
     "503": "Service unavailable (see Retry-After)",
 }
-PAGING_CALLS = {"page", "list_page", "page_of"}
+PAGING_CALLS = {"page_out", "page", "list_page", "page_of"}
 
 
 @dataclass
@@ -268,6 +268,11 @@ def _shared_components() -> dict[str, Any]:
                 "total": {"type": "integer", "minimum": 0},
                 "limit": {"type": "integer", "minimum": 1},
                 "offset": {"type": "integer", "minimum": 0},
+                "next_cursor": {
+                    "type": "string",
+                    "description": "Present when more items follow: send it back as `cursor` (same filter) for the "
+                    "next page, read in O(limit) at any depth.",
+                },
             },
             "required": ["total", "limit", "offset"],
         },

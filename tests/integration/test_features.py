@@ -14,7 +14,7 @@ from billing.settings import reset_settings
 from devstack import template as tpl
 from devstack.events import LambdaContext
 from devstack.loader import load_handler
-from tests.support.api import call
+from tests.support.api import call, pagination
 from tests.support.aws import aws_client
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -442,7 +442,7 @@ def test_list_pagination_order_and_meter_expansion(tenant):
     tokens, calls, shared, sso, seats = make_catalog(tenant)
     res = call("GET", "/api/v1/features", tenant=tenant, query={"limit": 2, "offset": 1})
     assert ids(res) == [sso["id"], shared["id"]]
-    assert res.body["pagination"] == {"total": 5, "limit": 2, "offset": 1}
+    assert pagination(res.body) == {"total": 5, "limit": 2, "offset": 1}
     assert res.body["items"][1]["meter"] == tokens["meter"]
     assert "meter" not in res.body["items"][0]
     res = call("GET", "/api/v1/features", tenant=tenant, query={"order": "asc"})
@@ -489,7 +489,7 @@ def test_search_body_filters(tenant):
     assert search(status="archived") == [sso["id"]]
     assert sso["id"] not in search()
     res = call("POST", "/api/v1/features/search", tenant=tenant, body={"limit": 3})
-    assert res.body["pagination"] == {"total": 4, "limit": 3, "offset": 0}
+    assert pagination(res.body) == {"total": 4, "limit": 3, "offset": 0}
 
 
 @pytest.mark.parametrize(

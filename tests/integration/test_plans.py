@@ -15,7 +15,7 @@ from billing.timeutil import iso, utcnow
 from devstack import template as tpl
 from devstack.events import LambdaContext
 from devstack.loader import load_handler
-from tests.support.api import call
+from tests.support.api import call, pagination
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAN_FIELDS = {
@@ -247,10 +247,12 @@ def test_inline_price_limits(tenant):
     keyed = create(tenant, prices=[flat_fee(lookup_key=f"k{i}") for i in range(50)])
     assert keyed.status == 400 and keyed.body["details"]["errors"][0]["field"] == "prices"
     assert stored_items(tenant) == []
-    most = create(tenant, lookup_key="big", prices=[flat_fee(amount=str(i)) for i in range(98)])
+    # The plan, its lookup key, 96 prices and the two counts (plans, prices): DynamoDB's 100 items.
+    most = create(tenant, lookup_key="big", prices=[flat_fee(amount=str(i)) for i in range(96)])
     assert most.status == 201, most.text
     got = call("GET", f"/api/v1/plans/{most.body['id']}", tenant=tenant).body
-    assert [p["amount"] for p in got["prices"]] == [f"{i}.00" for i in range(98)]
+    assert [p["amount"] for p in got["prices"]] == [f"{i}.00" for i in range(96)]
+    assert create(tenant, lookup_key="big2", prices=[flat_fee(amount=str(i)) for i in range(97)]).status == 400
 
 
 # -- uniqueness, update, archive -----------------------------------------------------------------------------
@@ -329,11 +331,11 @@ def test_list_and_search_filters_and_pagination(tenant):
     newest_first = plan_ids[::-1]
     listed = call("GET", "/api/v1/plans", tenant=tenant)
     assert ids(listed) == newest_first
-    assert listed.body["pagination"] == {"total": 5, "limit": 50, "offset": 0}
+    assert pagination(listed.body) == {"total": 5, "limit": 50, "offset": 0}
     assert all("prices" not in p for p in listed.body["items"])
     page = call("GET", "/api/v1/plans", tenant=tenant, query={"limit": 2, "offset": 1})
     assert ids(page) == [plan_ids[3], plan_ids[2]]
-    assert page.body["pagination"] == {"total": 5, "limit": 2, "offset": 1}
+    assert pagination(page.body) == {"total": 5, "limit": 2, "offset": 1}
     asc = call("GET", "/api/v1/plans", tenant=tenant, query={"order": "asc", "limit": 2})
     assert ids(asc) == plan_ids[:2]
     assert ids(call("GET", "/api/v1/plans", tenant=tenant, query={"lookup_key": "p3"})) == [plan_ids[3]]
@@ -351,7 +353,7 @@ def test_list_and_search_filters_and_pagination(tenant):
         body={"plan_ids": plan_ids[:3], "order": "asc", "offset": 1},
     )
     assert ids(search) == plan_ids[1:3]
-    assert search.body["pagination"] == {"total": 3, "limit": 50, "offset": 1}
+    assert pagination(search.body) == {"total": 3, "limit": 50, "offset": 1}
 
 
 def test_expand_prices_on_list_and_search(tenant):

@@ -142,7 +142,9 @@ def _save_links(scope: Scope, invoice: dict[str, Any], stripe_invoice: Any) -> N
             "version": int(current["version"]) + 1,
         }
         try:
-            repo.replace(scope, record, int(current["version"]), indexes=keys.invoice_indexes(scope, record))
+            repo.replace(
+                scope, record, int(current["version"]), indexes=keys.invoice_indexes(scope, record), previous=current
+            )
             return
         except VersionConflict:  # a concurrent status change (e.g. a webhook) won: read again
             continue
@@ -251,7 +253,9 @@ def _record_adjustment(scope: Scope, invoice: dict[str, Any], adjustment: Decima
         "version": int(invoice["version"]) + 1,
     }
     repo = keys.invoices()
-    return repo.replace(scope, record, int(invoice["version"]), indexes=keys.invoice_indexes(scope, record))
+    return repo.replace(
+        scope, record, int(invoice["version"]), indexes=keys.invoice_indexes(scope, record), previous=invoice
+    )
 
 
 def sync_invoice(scope: Scope, invoice_id: str) -> dict[str, Any] | None:

@@ -379,12 +379,15 @@ def advanced(sub: Mapping[str, Any], now: datetime) -> dict[str, Any]:
     return record
 
 
-def subscription_put_op(scope: Scope, record: Mapping[str, Any], expected_version: int) -> dict[str, Any]:
-    repo = keys.subscriptions()
-    return repo.table.put_op(
-        repo.item(scope, record, subscription_indexes(scope, record)),
+def subscription_put_ops(scope: Scope, record: Mapping[str, Any], previous: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The write of ``record`` over ``previous`` (refused if it changed since it was read), with its counts."""
+    return keys.subscriptions().put_ops(
+        scope,
+        record,
+        previous=previous,
+        indexes=subscription_indexes(scope, record),
         condition="attribute_exists(PK) AND version = :v",
-        values={":v": expected_version},
+        values={":v": int(previous["version"])},
     )
 
 
@@ -444,16 +447,19 @@ def finalize_ops(
     """The finalized invoice and the ops that write it with its number and its sync item."""
     done = finalized(invoice, counter + 1, now, skip_zero=skip_zero)
     repo = keys.invoices()
-    item = repo.item(scope, done, keys.invoice_indexes(scope, done))
+    indexes = keys.invoice_indexes(scope, done)
     if expect_absent:
-        put = repo.table.put_op(item, condition="attribute_not_exists(PK)")
+        ops = repo.put_ops(scope, done, previous=None, indexes=indexes, condition="attribute_not_exists(PK)")
     else:
-        put = repo.table.put_op(
-            item,
+        ops = repo.put_ops(
+            scope,
+            done,
+            previous=invoice,
+            indexes=indexes,
             condition="attribute_exists(PK) AND invoice_status = :d AND version = :v",
             values={":d": "DRAFT", ":v": int(invoice["version"])},
         )
-    ops = [put, *outbox.invoice_change(scope, None if expect_absent else invoice, done)]
+    ops.extend(outbox.invoice_change(scope, None if expect_absent else invoice, done))
     if done["invoice_status"] == "FINALIZED":
         ops.append(_counter_op(scope, counter))
         if Decimal(done["total"]) > 0:
@@ -494,7 +500,7 @@ def finalize(
         done, ops = finalize_ops(scope, invoice, counter, now, skip_zero=skip_zero)
         if sub is not None:
             moved = advanced(sub, now)
-            ops.append(subscription_put_op(scope, moved, int(sub["version"])))
+            ops.extend(subscription_put_ops(scope, moved, sub))
             ops.extend(outbox.subscription_change(scope, sub, moved))
             ops.extend(_ledger_ops(scope, sub, invoice))
         try:
@@ -526,9 +532,7 @@ def _advance_only(scope: Scope, sub: Mapping[str, Any], now: datetime) -> None:
     # A failed condition means someone else moved it on; the caller re-reads.
     with contextlib.suppress(ConditionFailed):
         moved = advanced(sub, now)
-        _table().transact(
-            [subscription_put_op(scope, moved, int(sub["version"])), *outbox.subscription_change(scope, sub, moved)]
-        )
+        _table().transact([*subscription_put_ops(scope, moved, sub), *outbox.subscription_change(scope, sub, moved)])
 
 
 def draft(scope: Scope, sub: Mapping[str, Any], now: datetime) -> dict[str, Any]:
@@ -543,11 +547,11 @@ def draft(scope: Scope, sub: Mapping[str, Any], now: datetime) -> dict[str, Any]
     lines, ledger_changes = compute_lines(scope, sub, period, advance_period=nxt)
     inputs = adjustment_inputs(scope, sub, period, now)
     record = invoice_record(scope, sub, invoice_id, period, lines, ledger_changes, reason=CYCLE, now=now, inputs=inputs)
-    put = repo.table.put_op(
-        repo.item(scope, record, keys.invoice_indexes(scope, record)), condition="attribute_not_exists(PK)"
+    put = repo.put_ops(
+        scope, record, previous=None, indexes=keys.invoice_indexes(scope, record), condition="attribute_not_exists(PK)"
     )
     try:
-        repo.table.transact([put, *outbox.invoice_change(scope, None, record)])
+        repo.table.transact([*put, *outbox.invoice_change(scope, None, record)])
     except ConditionFailed:
         return repo.get(scope, invoice_id)
     return record

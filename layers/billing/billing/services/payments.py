@@ -49,10 +49,11 @@ from billing.observability import logger, metrics
 from billing.schemas.payments import PaymentCreate, PaymentFilter
 from billing.scope import Scope
 from billing.services import collection, invoices, mappings, outbox, stripe_sync
-from billing.services.ledger import invoice_put_op, payments_key, stripe_payments_pk
+from billing.services.ledger import invoice_write_ops, payments_key, stripe_payments_pk
 from billing.store import invoices as invoice_keys
+from billing.store import listing, tracking
 from billing.store.dynamo import ConditionFailed
-from billing.store.entities import Entities, strip_keys
+from billing.store.entities import ACTIVE, Entities, strip_keys
 from billing.timeutil import iso, utcnow
 
 GATEWAY = "stripe"
@@ -83,17 +84,44 @@ def get(scope: Scope, payment_id: str) -> dict[str, Any]:
     return found
 
 
-def search(scope: Scope, criteria: PaymentFilter) -> list[dict[str, Any]]:
-    """Newest first: one Query per destination invoice, else the payment and Stripe-payment partitions."""
+def search(scope: Scope, criteria: PaymentFilter) -> listing.Page:
+    """One page, newest first: by ids (a batch read of both payment partitions), an invoice's payments (its index
+    partition), else the state index of the statuses asked for (API payments and those recorded from Stripe alike),
+    the total from the exact counts (in one currency when filtered by it)."""
     table = wiring.entities()
+    window = listing.window(criteria, "payment")
+    if criteria.payment_ids:
+        wanted = list(dict.fromkeys(criteria.payment_ids))
+        keys = [(pk, i) for i in wanted for pk in (f"{scope.prefix}#payment", stripe_payments_pk(scope))]
+        return listing.selected_page(table.batch_get(keys), window, criteria.keep)
     if criteria.destination_id:
-        items = table.query(payments_key(scope, criteria.destination_id), index="GSI1", forward=False)
-    else:
-        items = table.query(f"{scope.prefix}#payment", forward=False)
-        items += table.query(stripe_payments_pk(scope), forward=False)
-        items.sort(key=lambda item: str(item["id"]), reverse=True)
-    records = [strip_keys(item) for item in items]
-    return criteria.arrange([r for r in records if criteria.keep(r)])
+        found = table.query(payments_key(scope, criteria.destination_id), index="GSI1", forward=False)
+        return listing.selected_page(found, window, criteria.keep)
+    dims = [tracking.dim_key("currency", criteria.currency.lower())] if criteria.currency else [tracking.ALL]
+    residual = (
+        any(
+            getattr(criteria, f) is not None
+            for f in (
+                "destination_type",
+                "payment_method_type",
+                "payment_gateway",
+                "gateway_payment_id",
+                "gateway_tracking_id",
+            )
+        )
+        or (criteria.status or ACTIVE) != ACTIVE
+        or listing.has_time_range(criteria)
+    )
+    return listing.state_page(
+        table,
+        scope,
+        "payment",
+        window,
+        states=criteria.payment_status,
+        dims=dims,
+        counted=not residual,
+        keep=criteria.keep,
+    )
 
 
 # ---------------------------------------------------------------------------------------------- create
@@ -311,7 +339,7 @@ def _offline(scope: Scope, request: PaymentCreate, at: datetime) -> dict[str, An
         record = _new(scope, request, invoice, at, payment_status="SUCCEEDED", succeeded_at=iso(at))
         applied = _applied(invoice, request.amount, at)
         ops = (
-            [invoice_put_op(scope, invoice, applied), *outbox.invoice_change(scope, invoice, applied)]
+            [*invoice_write_ops(scope, invoice, applied), *outbox.invoice_change(scope, invoice, applied)]
             if applied
             else []
         )
@@ -511,7 +539,9 @@ def _patch(scope: Scope, payment_id: str, **fields: Any) -> dict[str, Any]:
         if "error_message" in fields:
             record["error_message"] = fields["error_message"]
         try:
-            return repo().replace(scope, record, int(current["version"]), indexes=_indexes(scope, record))
+            return repo().replace(
+                scope, record, int(current["version"]), indexes=_indexes(scope, record), previous=current
+            )
         except VersionConflict:
             continue
     raise VersionConflict(f"payment {payment_id} kept changing; retry")
@@ -590,13 +620,14 @@ def _settle(
             record["failed_at"] = iso(at)
             record["error_message"] = message or "the payment failed"
             changed = _failed(invoice, at)
-        ops = [
-            payments.table.put_op(
-                payments.item(scope, record, _indexes(scope, record)),
-                condition="attribute_exists(PK) AND version = :v",
-                values={":v": int(current["version"])},
-            )
-        ]
+        ops = payments.put_ops(
+            scope,
+            record,
+            previous=current,
+            indexes=_indexes(scope, record),
+            condition="attribute_exists(PK) AND version = :v",
+            values={":v": int(current["version"])},
+        )
         me = payment_collector(payment_id)
         if invoice is not None and invoice.get("collector") == me:
             # The payment has ended: it no longer holds the invoice (the Stripe sync may go on).
@@ -604,7 +635,7 @@ def _settle(
             changed = collection.released(base, me)
         ops.extend(outbox.payment_change(scope, current, record))
         if changed is not None and invoice is not None:
-            ops.append(invoice_put_op(scope, invoice, changed))
+            ops.extend(invoice_write_ops(scope, invoice, changed))
             ops.extend(outbox.invoice_change(scope, invoice, changed))
         try:
             wiring.entities().transact(ops)

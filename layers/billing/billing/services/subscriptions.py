@@ -29,7 +29,7 @@ from billing.schemas.subscriptions import SubscriptionCancel, SubscriptionCreate
 from billing.scope import Scope
 from billing.services import customers, invoices, invoicing, outbox
 from billing.services import prices as price_service
-from billing.store import catalog
+from billing.store import catalog, listing
 from billing.store import invoices as keys
 from billing.store.dynamo import ConditionFailed, backoff
 from billing.store.entities import ACTIVE
@@ -145,13 +145,36 @@ def get(scope: Scope, subscription_id: str) -> dict[str, Any]:
     return keys.subscriptions().get(scope, subscription_id)
 
 
-def search(scope: Scope, criteria: SubscriptionFilter) -> list[dict[str, Any]]:
+def search(scope: Scope, criteria: SubscriptionFilter) -> listing.Page:
+    """One page of subscriptions, newest first: by ids (a batch read), by customers (their index partitions), else
+    the state index of the statuses asked for (all by default) with the total from their exact counts."""
     repo = keys.subscriptions()
-    if criteria.customer_id:
-        records = repo.list_by_index("GSI1", keys.customer_subscriptions_key(scope, criteria.customer_id))
-    else:
-        records = repo.list(scope)
-    return criteria.arrange([r for r in records if criteria.keep(r)])
+    window = listing.window(criteria, "subscription")
+    if criteria.subscription_ids:
+        found = list(repo.get_many(scope, criteria.subscription_ids).values())
+        return listing.selected_page(found, window, criteria.keep)
+    owners = [*([criteria.customer_id] if criteria.customer_id else []), *(criteria.customer_ids or [])]
+    if criteria.external_customer_id and not owners:
+        owners = invoices.customer_ids_of(scope, criteria.external_customer_id)
+        if not owners:
+            return listing.Page([], 0)
+    if owners:
+        parts = [listing.Partition(keys.customer_subscriptions_key(scope, c), "GSI1") for c in dict.fromkeys(owners)]
+        return listing.indexed_page(repo.table, parts, window, total=None, keep=criteria.keep)
+    residual = (
+        bool(criteria.plan_id or criteria.billing_period)
+        or (criteria.status or ACTIVE) != ACTIVE
+        or listing.has_time_range(criteria)
+    )
+    return listing.state_page(
+        repo.table,
+        scope,
+        "subscription",
+        window,
+        states=criteria.subscription_status,
+        counted=not residual,
+        keep=criteria.keep,
+    )
 
 
 def cancel(scope: Scope, subscription_id: str, request: SubscriptionCancel, now: datetime) -> dict[str, Any]:
@@ -178,7 +201,12 @@ def cancel(scope: Scope, subscription_id: str, request: SubscriptionCancel, now:
                 record["last_period"] = False
     events = outbox.subscription_change(scope, current, record)
     repo.replace(
-        scope, record, int(current["version"]), indexes=invoicing.subscription_indexes(scope, record), extra_ops=events
+        scope,
+        record,
+        int(current["version"]),
+        indexes=invoicing.subscription_indexes(scope, record),
+        extra_ops=events,
+        previous=current,
     )
     metrics.add_metric(name="SubscriptionCancelled", unit="Count", value=1)
     return record
