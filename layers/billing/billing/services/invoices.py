@@ -124,9 +124,7 @@ def _write(scope: Scope, current: dict[str, Any], record: dict[str, Any]) -> dic
     try:
         events = outbox.invoice_change(scope, current, record)
         indexes = keys.invoice_indexes(scope, record)
-        return repo.replace(
-            scope, record, int(current["version"]), indexes=indexes, extra_ops=events, previous=current
-        )
+        return repo.replace(scope, record, int(current["version"]), indexes=indexes, extra_ops=events, previous=current)
     except ConditionFailed:
         raise VersionConflict(f"invoice {current['id']} was changed by another request; retry") from None
 
