@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 
 from devstack import template as tpl
 from devstack.events import LambdaContext, http_api_event, route_regex
+from devstack.gateway import specificity
 from devstack.loader import load_handler
 
 
@@ -28,7 +29,8 @@ def routes() -> list[tuple[Route, Any]]:
             if ev.get("Type") == "HttpApi":
                 props = ev["Properties"]
                 out.append((Route(fn.logical_id, props["Method"].upper(), props["Path"]), route_regex(props["Path"])))
-    return out
+    # The most specific route first, as API Gateway picks it (``/customers/usage`` before ``/customers/{id}``).
+    return sorted(out, key=lambda pair: specificity(pair[0].path, pair[0].method), reverse=True)
 
 
 @cache

@@ -25,6 +25,7 @@ PREFIXES = {
     "environment": "env",
     "api_key": "key",
     "webhook_endpoint": "ep",
+    "entitlement": "ent",
     "webhook_message": "msg",
 }
 
