@@ -207,3 +207,7 @@ def counts(table: Any, scope: Scope, kind: str, dim: str = ALL) -> dict[str, int
             out[state] += int(item.get("n") or 0)
         if start is None:
             return dict(out)
+
+
+# The dashboard's aggregates register themselves for their kinds (imported last: it registers through ``derive``).
+from billing.store import aggregates as _aggregates  # noqa: E402,F401
