@@ -99,6 +99,8 @@ def subscription_events(before: Mapping[str, Any] | None, after: Mapping[str, An
         return [SUBSCRIPTION_CANCELLED]
     if bool(after.get("cancel_at_period_end")) != bool(before.get("cancel_at_period_end")):
         return [SUBSCRIPTION_UPDATED]
+    if after.get("scheduled_cancel_at") != before.get("scheduled_cancel_at"):
+        return [SUBSCRIPTION_UPDATED]
     return []
 
 

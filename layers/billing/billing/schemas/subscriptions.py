@@ -90,8 +90,8 @@ class SubscriptionCancel(Edge):
 
     @model_validator(mode="after")
     def _scheduled(self) -> SubscriptionCancel:
-        if self.cancellation_type == "scheduled_date":
-            raise ValueError("cancellation_type scheduled_date is not supported: use immediate or end_of_period")
+        if self.cancellation_type == "scheduled_date" and self.cancel_at is None:
+            raise ValueError("cancel_at is required for cancellation_type scheduled_date")
         return self
 
 

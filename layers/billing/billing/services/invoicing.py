@@ -362,6 +362,18 @@ def _ledger_ops(scope: Scope, sub: Mapping[str, Any], invoice: Mapping[str, Any]
     return ops
 
 
+def next_period(sub: Mapping[str, Any], index: int) -> Period | None:
+    """The period after ``index``, ending at a scheduled cancellation inside it (None when it ends before)."""
+    nxt = schedule_of(sub).at_index(index + 1)
+    scheduled = sub.get("scheduled_cancel_at")
+    if not scheduled:
+        return nxt
+    at = parse_iso(str(scheduled))
+    if at <= nxt.start:
+        return None
+    return Period(nxt.index, nxt.start, at, nxt.nominal_start) if at < nxt.end else nxt
+
+
 def advanced(sub: Mapping[str, Any], now: datetime) -> dict[str, Any]:
     """The subscription after its current period is invoiced: the next period, or cancelled if it was the last."""
     record = {**sub, "version": int(sub["version"]) + 1, "updated_at": iso(now), "updated_by": "invoicing"}
@@ -371,11 +383,18 @@ def advanced(sub: Mapping[str, Any], now: datetime) -> dict[str, Any]:
         record["last_period"] = False
         record["invoiced_through"] = sub["current_period_end"]
         return record
-    nxt = schedule_of(sub).at_index(int(sub["current_period_index"]) + 1)
+    nxt = next_period(sub, int(sub["current_period_index"]))
+    if nxt is None:  # a scheduled cancellation at the end of this period
+        record["subscription_status"] = "cancelled"
+        record["cancelled_at"] = sub["current_period_end"]
+        record["invoiced_through"] = sub["current_period_end"]
+        return record
     record["current_period_index"] = nxt.index
     record["current_period_start"] = iso(nxt.start)
     record["current_period_end"] = iso(nxt.end)
     record["invoiced_through"] = sub["current_period_end"]
+    if sub.get("scheduled_cancel_at") and parse_iso(str(sub["scheduled_cancel_at"])) <= nxt.end:
+        record["last_period"] = True  # the scheduled cancellation ends this period
     return record
 
 
@@ -543,7 +562,7 @@ def draft(scope: Scope, sub: Mapping[str, Any], now: datetime) -> dict[str, Any]
     found = repo.find(scope, invoice_id)
     if found is not None:
         return found
-    nxt = None if sub.get("last_period") else schedule_of(sub).at_index(period.index + 1)
+    nxt = None if sub.get("last_period") else next_period(sub, period.index)
     lines, ledger_changes = compute_lines(scope, sub, period, advance_period=nxt)
     inputs = adjustment_inputs(scope, sub, period, now)
     record = invoice_record(scope, sub, invoice_id, period, lines, ledger_changes, reason=CYCLE, now=now, inputs=inputs)

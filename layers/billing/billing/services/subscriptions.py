@@ -15,7 +15,7 @@ subscription bills.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -185,7 +185,9 @@ def cancel(scope: Scope, subscription_id: str, request: SubscriptionCancel, now:
         raise InvalidOperation(f"subscription {subscription_id} is already cancelled", {"id": subscription_id})
     record = {**current, "updated_at": iso(now), "version": int(current["version"]) + 1}
     record["cancellation_reason"] = request.reason
-    if request.cancellation_type == "end_of_period":
+    if request.cancellation_type == "scheduled_date":
+        _schedule_cancellation(current, record, request, now)
+    elif request.cancellation_type == "end_of_period":
         record.update(cancel_at_period_end=True, cancel_at=current["current_period_end"], last_period=True)
     else:
         stamp = iso(now.replace(microsecond=0))
@@ -210,6 +212,31 @@ def cancel(scope: Scope, subscription_id: str, request: SubscriptionCancel, now:
     )
     metrics.add_metric(name="SubscriptionCancelled", unit="Count", value=1)
     return record
+
+
+def _schedule_cancellation(
+    current: dict[str, Any], record: dict[str, Any], request: SubscriptionCancel, now: datetime
+) -> None:
+    """End the subscription at ``cancel_at``: the period containing it is cut there and is its last one.
+
+    Inside the current period, the period ends at ``cancel_at`` now; later, the period is cut when invoicing moves
+    the subscription into it (``invoicing.next_period``). The write is guarded by the subscription's version, as the
+    period-end invoice's is, so a cancellation racing that invoice is applied before or after it, never between.
+    """
+    assert request.cancel_at is not None
+    at = request.cancel_at.astimezone(UTC).replace(microsecond=0)
+    if at <= now:
+        raise InvalidOperation(
+            "cancel_at must be in the future for scheduled_date; use immediate to cancel now", {"field": "cancel_at"}
+        )
+    start, end = parse_iso(current["current_period_start"]), parse_iso(current["current_period_end"])
+    if at <= start:
+        raise InvalidOperation("cancel_at is before the current period starts; use immediate", {"field": "cancel_at"})
+    if current.get("last_period") and at >= end:
+        raise InvalidOperation("the subscription already ends at its current period's end", {"field": "cancel_at"})
+    record.update(scheduled_cancel_at=iso(at), cancel_at=iso(at), cancel_at_period_end=False)
+    if at <= end:
+        record.update(current_period_end=iso(at), last_period=True)
 
 
 def usage(
