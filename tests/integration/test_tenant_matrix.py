@@ -25,6 +25,9 @@ BODIES = {
     ("POST", "/api/v1/subscriptions/{id}/cancel"): {"cancellation_type": "immediate"},
     ("PUT", "/api/v1/invoices/{id}/payment"): {"payment_status": "SUCCEEDED"},
     ("POST", "/api/v1/payments/customers/{customer_id}/setup/intent"): {"success_url": "https://example.com/ok"},
+    ("PUT", "/api/v1/webhooks/endpoints/{id}"): {"description": "taken over"},
+    ("POST", "/api/v1/webhooks/endpoints/{id}/replay"): {"message_id": "msg_01KAXS2E5Q3V8W9Y0Z1A2B3C4D"},
+    ("PUT", "/api/v1/entitlements/{id}"): {"usage_limit": 1},
 }
 
 
@@ -56,6 +59,15 @@ def owned(aws_endpoint, stripe_emulator):
     feature = call("POST", "/api/v1/features", tenant=tenant, body={"name": "Seats", "type": "static"})
     assert feature.status == 201, feature.text
     plan = ctx["plan"]
+    endpoint = call("POST", "/api/v1/webhooks/endpoints", tenant=tenant, body={"url": "https://hooks.example.com/x"})
+    assert endpoint.status == 201, endpoint.text
+    entitlement = call(
+        "POST",
+        "/api/v1/entitlements",
+        tenant=tenant,
+        body={"plan_id": plan["id"], "feature_id": feature.body["id"], "feature_type": "static", "static_value": "5"},
+    )
+    assert entitlement.status == 201, entitlement.text
     ids = {
         "/api/v1/features/{id}": {"id": feature.body["id"]},
         "/api/v1/meters/{id}": {"id": ctx["meter"]["id"]},
@@ -70,6 +82,8 @@ def owned(aws_endpoint, stripe_emulator):
         "/api/v1/customers/{id}/payment-methods": {"id": ctx["customer"]["id"]},
         "/api/v1/payments/customers/{customer_id}/methods": {"customer_id": ctx["customer"]["id"]},
         "/api/v1/payments/customers/{customer_id}/setup/intent": {"customer_id": ctx["customer"]["id"]},
+        "/api/v1/webhooks/endpoints/{id}": {"id": endpoint.body["id"]},
+        "/api/v1/entitlements/{id}": {"id": entitlement.body["id"]},
     }
     return tenant, ids
 
@@ -90,7 +104,7 @@ def _fill(path: str, params: dict[str, str]) -> str:
 
 
 def _template_of(path: str) -> str:
-    for suffix in ("/cancel", "/finalize", "/void", "/payment"):
+    for suffix in ("/cancel", "/finalize", "/void", "/payment", "/entitlements", "/deliveries", "/replay", "/test"):
         if path.endswith(suffix) and path.count("{") == 1:
             return path[: -len(suffix)]
     return path
