@@ -110,6 +110,9 @@ bench-sync: venv ## 500 finalized invoices synced to the Stripe emulator: invoic
 bench-entitlements: venv ## Customer entitlement checks and usage: DynamoDB reads and items per call, warm p50/p95
 	$(PY) bench/entitlements.py
 
+bench-reads: venv ## 100, 1,000 and 10,000 customers: items, requests, read units and handler CPU per list, search and dashboard call
+	$(PY) bench/reads.py
+
 bench-load: venv ## Mixed traffic, 8 clients for 60 s on the local stack: req/s, p50/p99 per route, 5xx, exactly-once audit
 	$(PY) bench/load.py $(ARGS)
 

@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from billing import stripe_edge
+from billing import stripe_edge, wiring
 from billing.domain.collection import STRIPE
 from billing.domain.money import round_minor
 from billing.errors import Conflict, InvalidOperation, VersionConflict
@@ -21,8 +21,8 @@ from billing.observability import logger, metrics
 from billing.schemas.invoices import InvoiceFilter, InvoicePreview, PaymentUpdate
 from billing.scope import Scope
 from billing.services import collection, customers, invoice_sync, invoicing, mappings, outbox
-from billing.store import catalog, listing, tracking
 from billing.store import invoices as keys
+from billing.store import listing, tracking
 from billing.store.dynamo import ConditionFailed
 from billing.store.entities import ACTIVE
 from billing.timeutil import iso
@@ -45,7 +45,10 @@ def get(scope: Scope, invoice_id: str) -> dict[str, Any]:
 
 def customer_ids_of(scope: Scope, external_customer_id: str) -> list[str]:
     """The customers (published or archived) that have held an external id: one Query of their index."""
-    found = catalog.customers().list_by_index("GSI1", customers.external_id_key(scope, external_customer_id))
+    table = wiring.entities()
+    found, _ = table.query_page(
+        customers.external_id_key(scope, external_customer_id), index="GSI1", projection=("id",), limit=100
+    )
     return [str(c["id"]) for c in found]
 
 

@@ -28,7 +28,6 @@ from billing.domain import aggregates as math
 from billing.scope import Scope
 from billing.services import customers, dashboard
 from billing.store import aggregates, tracking
-from billing.store.dynamo import MAX_TRANSACT_ITEMS
 from billing.store.entities import strip_keys
 
 PARTITIONS = {
@@ -152,7 +151,6 @@ def _apply(
                 {"PK": aggregates.day_pk(scope, day), "SK": f"{kind}#{entity_id}", "kind": kind, "id": entity_id}
             )
         )
-    # Each write is its own small transaction's member; a batch holds at most DynamoDB's 100 items.
-    for start in range(0, len(ops), MAX_TRANSACT_ITEMS):
-        table.transact(ops[start : start + MAX_TRANSACT_ITEMS])
+    # Each correction stands alone (an index key, a difference, a pointer): applied one by one, not as a transaction.
+    table.apply_each(ops)
     report.fixed = True

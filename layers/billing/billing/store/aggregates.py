@@ -24,6 +24,28 @@ from billing.store import tracking
 
 SHARDS = 4
 PAYMENT_PARTITIONS = ("payment", "stripe_payment")
+# What the dashboard reads of a record (an invoice's line items are most of its size; they are not parsed).
+FIGURE_ATTRIBUTES = (
+    "id",
+    "currency",
+    "status",
+    "invoice_status",
+    "payment_status",
+    "created_at",
+    "finalized_at",
+    "total",
+    "amount_paid",
+    "amount_remaining",
+    "amount",
+    "refunded_amount",
+    "disputed_amount",
+    "succeeded_at",
+    "failed_at",
+    "start_date",
+    "cancelled_at",
+    "cancel_at",
+    "cancel_at_period_end",
+)
 
 
 def agg_pk(scope: Scope) -> str:
@@ -99,7 +121,7 @@ def day_records(table: Any, scope: Scope, day: str) -> list[tuple[str, dict[str,
         partitions = PAYMENT_PARTITIONS if kind == "payment" else (kind,)
         keys.extend((f"{scope.prefix}#{p}", entity_id) for p in partitions)
     found = []
-    for item in table.batch_get(keys):
+    for item in table.batch_get(keys, projection=FIGURE_ATTRIBUTES):
         kind = "payment" if str(item["PK"]).endswith("#stripe_payment") else str(item["PK"]).rsplit("#", 1)[1]
         found.append((kind, item))
     return found

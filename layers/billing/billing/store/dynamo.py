@@ -472,6 +472,36 @@ class Table:
             op["ConditionExpression"] = condition
         return {"Delete": op}
 
+    def apply_each(self, ops: Sequence[dict[str, Any]]) -> None:
+        """Apply independent ops one by one, not as a transaction (bulk maintenance: each op stands alone); puts
+        without a condition go in batches of ``MAX_BATCH_WRITE``."""
+        plain: list[dict[str, Any]] = []
+        for op in coalesce_adds(ops):
+            kind, body = next(iter(op.items()))
+            if kind == "Put" and "ConditionExpression" not in body:
+                plain.append({"PutRequest": {"Item": body["Item"]}})
+                continue
+            try:
+                if kind == "Put":
+                    self.client.put_item(**body)
+                elif kind == "Update":
+                    self.client.update_item(**body)
+                else:
+                    self.client.delete_item(**body)
+            except ClientError as err:
+                _raise_mapped(err)
+        for start in range(0, len(plain), MAX_BATCH_WRITE):
+            request: dict[str, Any] = {self.name: plain[start : start + MAX_BATCH_WRITE]}
+            attempt = 0
+            while request:
+                try:
+                    request = self.client.batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
+                except ClientError as err:
+                    _raise_mapped(err)
+                if request:
+                    backoff(attempt)
+                    attempt += 1
+
     def transact(self, ops: Sequence[dict[str, Any]], *, token: str | None = None) -> None:
         ops = coalesce_adds(ops)
         if not ops:
