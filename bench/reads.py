@@ -4,8 +4,9 @@ Runs on the embedded DynamoDB on loopback (the integration tier's harness) with 
 with a subscription (whose ADVANCE charge finalizes an invoice in the subscription's transaction) and an OFFLINE
 payment of that invoice are made through the API; their items, exactly as the API wrote them, are the template
 that is copied with fresh ids (ULIDs, external id and email) to reach each size with BatchWriteItem. The counts,
-per-day aggregates and day pointers of the copies are then written by the repair job (``services.read_models``, the
-backfill), which also checks that nothing differs. Then every endpoint is called once, measured:
+per-day aggregates and day pointers of the copies are added with the functions their writes use
+(``tracking.derived_ops``), and up to ``BENCH_CHECK_UP_TO`` customers the repair job (``services.read_models``)
+recounts everything from the records and must find no difference. Then every endpoint is called once, measured:
 
 - items: items DynamoDB read for the call (Query ``ScannedCount``, GetItem and BatchGetItem items);
 - requests: DynamoDB read requests (GetItem, Query, BatchGetItem);
@@ -44,6 +45,7 @@ SIZES = [int(s) for s in os.environ.get("BENCH_SIZES", "100,1000,10000").split("
 TENANT = ("tenant_bench", f"env_{uuid.uuid4().hex[:8]}")
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 SPREAD_DAYS = 365
+CHECK_UP_TO = int(os.environ.get("BENCH_CHECK_UP_TO", "1000"))  # sizes whose derived items are recounted
 
 
 class Meter:
@@ -301,6 +303,23 @@ def make_probes(
     ]
 
 
+def derive(scope: Any, added: list[dict[str, Any]]) -> None:
+    """The counts, aggregates and day pointers of the copies, as their writes would have added them (the same
+    functions), summed per item and applied in bulk."""
+    from billing import wiring
+    from billing.store import tracking
+    from billing.store.dynamo import deserialize
+    from billing.store.entities import strip_keys
+
+    table = wiring.entities()
+    ops: list[dict[str, Any]] = []
+    for raw in added:
+        kind = raw["PK"]["S"].rsplit("#", 1)[-1]
+        if kind in ("customer", "subscription", "invoice", "payment"):
+            ops.extend(tracking.derived_ops(table, scope, kind, None, strip_keys(deserialize(raw))))
+    table.apply_each(ops)
+
+
 def main() -> int:
     from tests.support import aws
 
@@ -364,15 +383,16 @@ def main() -> int:
         results: dict[str, dict[int, tuple[int, int, float, float]]] = collections.OrderedDict()
         for size in SIZES:
             t0 = time.perf_counter()
-            load(client, table, copies(items, ids, loaded, size - loaded))
+            added = copies(items, ids, loaded, size - loaded)
+            load(client, table, added)
+            derive(scope, added)
             loaded = size
-            report = read_models.run(scope, fix=True)
-            check = read_models.run(scope)
-            assert check.differences == 0, "\n".join(check.lines())
-            print(
-                f"size {size}: loaded and backfilled in {time.perf_counter() - t0:.0f} s ({report.records} records)",
-                flush=True,
-            )
+            line = f"size {size}: loaded in {time.perf_counter() - t0:.0f} s"
+            if size <= CHECK_UP_TO:
+                check = read_models.run(scope)
+                assert check.differences == 0, "\n".join(check.lines())
+                line += f"; the repair job's recount of {check.records} records finds no difference"
+            print(line, flush=True)
             deep = None
             remaining = max(0, size - 50)
             while remaining > 0:  # the cursor after the first N-50 customers, walked 1,000 at a time (not measured)

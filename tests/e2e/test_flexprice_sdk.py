@@ -156,3 +156,14 @@ def test_events_and_usage_through_the_sdk(sdk):
     assert item.feature_id == feature.id and item.meter_id == feature.meter_id
     assert item.total_usage == "185" and item.event_count == 4
     assert sum(int(p.usage) for p in item.points) == 185 and sum(p.event_count for p in item.points) == 4
+
+
+def test_pages_with_limit_offset_and_total_through_the_sdk(sdk):
+    """A page that has more after it carries ``pagination.next_cursor`` too: the SDK's models accept it, and its
+    ``limit``, ``offset`` and ``total`` are Flexprice's."""
+    email = f"sdk-{_uid()}@example.com"
+    made = [sdk.customers.create_customer(external_id=f"sdk-{_uid()}", name="P", email=email).id for _ in range(3)]
+    first = sdk.customers.query_customer(email=email, limit=2, offset=0)
+    assert (first.pagination.total, first.pagination.limit, first.pagination.offset) == (3, 2, 0)
+    rest = sdk.customers.query_customer(email=email, limit=2, offset=2)
+    assert [c.id for c in first.items + rest.items] == list(reversed(made))
