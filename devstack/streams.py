@@ -133,8 +133,12 @@ class StreamPoller:
         attempt = 0
         while True:
             try:
-                self.invoke(self.source.function, {"Records": records})
-                return
+                result = self.invoke(self.source.function, {"Records": records})
+                failed = (result or {}).get("batchItemFailures") if isinstance(result, dict) else None
+                if not failed:
+                    return
+                # Lambda resumes at the reported record; locally the whole batch is retried (relaying is idempotent)
+                raise RuntimeError(f"the function reported failed records {failed}")
             except Exception as exc:  # the function failed: Lambda retries the same batch
                 attempt += 1
                 if 0 <= self.source.max_retries < attempt or self.stop.is_set():

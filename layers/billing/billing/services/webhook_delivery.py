@@ -191,23 +191,33 @@ def relay_message(message: Mapping[str, Any], now: datetime) -> int:
     return len(bodies)
 
 
-def new_messages(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """The outbox messages a DynamoDB stream batch inserted (removals by TTL are ignored)."""
-    out = []
-    for record in records:
-        image = (record.get("dynamodb") or {}).get("NewImage")
-        if record.get("eventName") != "INSERT" or not image:
-            continue
-        out.append({k: deserialize_value(v) for k, v in image.items() if k not in ("PK", "SK")})
-    return out
+def new_message(record: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The outbox message a DynamoDB stream record inserted (None for removals by TTL)."""
+    image = (record.get("dynamodb") or {}).get("NewImage")
+    if record.get("eventName") != "INSERT" or not image:
+        return None
+    return {k: deserialize_value(v) for k, v in image.items() if k not in ("PK", "SK")}
 
 
-def relay(records: Iterable[Mapping[str, Any]]) -> int:
+def relay(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """A stream batch, in order. On a failure the batch reports that record (Lambda resumes the stream there; the
+    records before it were relayed, and relaying one again only re-queues what is still pending)."""
     now = utcnow()
-    queued = sum(relay_message(m, now) for m in new_messages(records))
+    queued = 0
+    failures: list[dict[str, str]] = []
+    for record in records:
+        message = new_message(record)
+        if message is None:
+            continue
+        try:
+            queued += relay_message(message, now)
+        except Exception:
+            logger.exception("outbox message not relayed; the stream retries it", extra={"id": message.get("id")})
+            failures = [{"itemIdentifier": str((record.get("dynamodb") or {}).get("SequenceNumber"))}]
+            break
     if queued:
         metrics.add_metric(name="WebhookDeliveriesQueued", unit="Count", value=queued)
-    return queued
+    return {"batchItemFailures": failures}
 
 
 # -- one attempt ---------------------------------------------------------------------------------------------
