@@ -92,8 +92,8 @@ ALLOWED: dict[str, str] = {
     **_fields(
         "POST /customers",
         "Flexprice",
-        ["onboarding_workflow_name", "skip_onboarding_workflow", "tax_rate_overrides"],
-        "workflows and taxes are out of scope",
+        ["onboarding_workflow_name", "skip_onboarding_workflow"],
+        "workflows are out of scope",
     ),
     "POST /customers: field integration_entity_mapping.metadata only Flexprice": "mapping metadata is not kept",
     **_fields("POST /customers/search", "Flexprice", ["expand", "metadata", "sort"], FILTER_EXTRAS),
@@ -198,14 +198,12 @@ ALLOWED: dict[str, str] = {
             "checkout",
             "commitment_amount",
             "commitment_duration",
-            "coupons",
             "credit_grants",
             "enable_true_up",
             "end_date",
             "gateway_payment_method_id",
             "inheritance",
             "line_item_commitments",
-            "line_item_coupons",
             "line_items",
             "overage_factor",
             "override_entitlements",
@@ -213,13 +211,11 @@ ALLOWED: dict[str, str] = {
             "payment_terms",
             "phases",
             "proration_behavior",
-            "subscription_coupons",
             "subscription_status",
-            "tax_rate_overrides",
             "timezone",
             "trial_period_days",
         ],
-        "addons, coupons, commitments, credits, phases, trials, overrides and taxes are out of scope",
+        "addons, commitments, credits, phases, trials and overrides are out of scope",
     ),
     **_fields(
         "POST /subscriptions/search",
@@ -238,6 +234,60 @@ ALLOWED: dict[str, str] = {
             "with_line_items",
         ],
         FILTER_EXTRAS,
+    ),
+    "POST /taxes/associations: enum entity_type ours-only [] Flexprice-only ['invoice']": (
+        "taxes attach to the tenant, a customer or a subscription; an invoice takes its subscription's"
+    ),
+    "POST /taxes/rates: field inclusive only ours": (
+        "taxes are exclusive; inclusive: true is refused with 400 rather than billed as exclusive"
+    ),
+    "POST /wallets: field name only ours": "a wallet's display name (Flexprice's response has one; its request not)",
+    **_fields(
+        "POST /wallets",
+        "Flexprice",
+        ["alert_settings", "auto_topup", "initial_credits_to_load_expiry_date", "price_unit"],
+        "alerts, auto top-up and price units are out of scope; initial_credits_expiry_date_utc sets the expiry",
+    ),
+    "POST /wallets: enum wallet_type ours-only [] Flexprice-only ['POST_PAID']": "prepaid wallets only",
+    **_fields(
+        "PUT /wallets/{id}",
+        "Flexprice",
+        ["alert_settings", "auto_topup", "config"],
+        "alerts, auto top-up and per-price wallet configuration are out of scope",
+    ),
+    **_fields(
+        "POST /wallets/{id}/top-up",
+        "Flexprice",
+        ["bonus_credits_expiry_date_utc", "bonus_credits_to_add", "checkout", "force_sync_invoice"],
+        "bonus credits and checkout are out of scope; a bonus is a second FREE_CREDIT_GRANT top-up",
+    ),
+    "POST /wallets/{id}/top-up: enum transaction_reason ours-only [] Flexprice-only "
+    "['CREDIT_ADJUSTMENT', 'CREDIT_EXPIRED', 'CREDIT_NOTE', 'INVOICE_PAYMENT', 'INVOICE_VOID_REFUND', "
+    "'MANUAL_BALANCE_DEBIT', 'PURCHASED_CREDIT_BONUS', 'WALLET_TERMINATION']": (
+        "a top-up is a credit: debit reasons are written by the product (finalize, expiry, termination), never asked "
+        "for; PURCHASED_CREDIT_INVOICED is accepted by the schema and refused with 400 (not offered)"
+    ),
+    **_fields("POST /coupons/search", "ours", ["start_time", "end_time"], "the created-at range every search takes"),
+    **_fields(
+        "POST /subscriptions/{id}/modify/execute",
+        "Flexprice",
+        [
+            "addon_params",
+            "checkout",
+            "grouped_invoicing_params",
+            "inheritance_params",
+            "quantity_change_params",
+            "tax_params",
+            "trial_end_params",
+        ],
+        "only coupon modifications are offered (type coupon); other types are refused with 400",
+    ),
+    "POST /subscriptions/{id}/modify/execute: field coupon_params.subscription_id only Flexprice": (
+        "the path names the subscription; subscription_line_item_id targets a line item"
+    ),
+    "POST /subscriptions/{id}/modify/execute: enum type ours-only [] Flexprice-only "
+    "['addon', 'grouped_invoicing', 'inheritance', 'quantity_change', 'tax', 'trial_end']": (
+        "only coupon modifications are offered"
     ),
     "POST /subscriptions/usage: field lifetime_usage only Flexprice": "usage is per current period only",
     "POST /subscriptions/{id}/cancel: field cancel_immediately_invoice_policy only ours": (

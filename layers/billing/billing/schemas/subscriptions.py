@@ -9,7 +9,9 @@ from pydantic import Field, StrictInt, field_validator, model_validator
 
 from billing.domain.money import is_supported
 from billing.schemas.common import CsvList, Edge, ListFilter, Metadata, Timestamp
+from billing.schemas.coupons import CouponModify, SubscriptionCouponInput
 from billing.schemas.prices import amount_text, currency_symbol, tier_out
+from billing.schemas.taxes import TaxRateOverride
 from billing.timeutil import iso, parse_iso
 
 BillingPeriod = Literal["DAILY", "WEEKLY", "MONTHLY", "QUARTERLY", "HALF_YEARLY", "ANNUAL"]
@@ -38,6 +40,10 @@ class SubscriptionCreate(Edge):
     payment_behavior: PaymentBehavior = "default_active"
     lookup_key: str | None = Field(default=None, max_length=255)
     metadata: Metadata | None = None
+    subscription_coupons: list[SubscriptionCouponInput] | None = Field(default=None, max_length=10)
+    coupons: list[str] | None = Field(default=None, max_length=10)  # Flexprice's deprecated form (coupon ids)
+    line_item_coupons: dict[str, list[str]] | None = None  # deprecated: price id -> coupon ids
+    tax_rate_overrides: list[TaxRateOverride] | None = Field(default=None, max_length=10)
 
     @field_validator(
         "customer_id",
@@ -80,6 +86,13 @@ class SubscriptionCreate(Edge):
         self.collection_method = self.collection_method or "charge_automatically"
         self.payment_behavior = self.payment_behavior or "default_active"
         return self
+
+
+class SubscriptionModify(Edge):
+    """``ExecuteSubscriptionModifyRequest``: coupon changes (other modification types are not offered)."""
+
+    type: Literal["coupon"]
+    coupon_params: CouponModify
 
 
 class SubscriptionCancel(Edge):
@@ -235,6 +248,19 @@ def subscription_out(record: dict[str, Any]) -> dict[str, Any]:
     out["metadata"] = record.get("metadata") or {}
     out["cancel_at_period_end"] = bool(record.get("cancel_at_period_end"))
     out["line_items"] = [line_item_out(record, line) for line in record.get("line_items") or []]
+    out["tax_rates"] = [
+        {k: t.get(k) for k in ("tax_rate_id", "tax_association_id", "code", "name", "tax_rate_type", "priority")}
+        | {
+            "percentage_value": None if t.get("percentage_value") is None else str(t["percentage_value"]),
+            "fixed_value": None if t.get("fixed_value") is None else str(t["fixed_value"]),
+        }
+        for t in record.get("tax_rates") or []
+    ]
+    out["coupon_associations"] = [
+        {k: a.get(k) for k in ("id", "coupon_id", "price_id", "subscription_line_item_id", "start_date", "end_date")}
+        | {"status": a.get("status"), "subscription_id": record["id"]}
+        for a in record.get("coupon_associations") or []
+    ]
     return out
 
 

@@ -17,7 +17,7 @@ from billing.ids import new_id
 from billing.observability import logger, metrics
 from billing.schemas.customers import CustomerCreate, CustomerFilter, CustomerUpdate
 from billing.scope import Scope
-from billing.services import mappings, outbox, stripe_sync
+from billing.services import mappings, outbox, stripe_sync, taxes
 from billing.store import catalog, listing
 from billing.store.dynamo import ConditionFailed
 from billing.store.entities import ACTIVE, ARCHIVED
@@ -50,7 +50,7 @@ def create(scope: Scope, request: CustomerCreate, actor: str = "api") -> dict[st
         "id": new_id("customer"),
         "tenant_id": scope.tenant_id,
         "environment_id": scope.environment_id,
-        **request.model_dump(exclude_none=True, exclude={"integration_entity_mapping"}),
+        **request.model_dump(exclude_none=True, exclude={"integration_entity_mapping", "tax_rate_overrides"}),
         "timezone": request.timezone or "UTC",
         "metadata": request.metadata or {},
         "status": ACTIVE,
@@ -61,8 +61,13 @@ def create(scope: Scope, request: CustomerCreate, actor: str = "api") -> dict[st
         "version": 1,
     }
     event = outbox.event(scope, hooks.CUSTOMER_CREATED, "customer", record)
+    _, tax_ops = taxes.for_customer(scope, record["id"], request.tax_rate_overrides or [], utcnow())
     created = catalog.customers().create(
-        scope, record, indexes=indexes(scope, record), unique={UNIQUE_FIELD: request.external_id}, extra_ops=[event]
+        scope,
+        record,
+        indexes=indexes(scope, record),
+        unique={UNIQUE_FIELD: request.external_id},
+        extra_ops=[event, *tax_ops],
     )
     metrics.add_metric(name="CustomerCreated", unit="Count", value=1)
     links = request.integration_entity_mapping or []

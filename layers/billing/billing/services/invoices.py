@@ -254,7 +254,7 @@ def preview(scope: Scope, request: InvoicePreview, now: datetime) -> dict[str, A
     lines, _ = invoicing.compute_lines(scope, sub, period, usage_until=until, advance_period=nxt)
     if request.hide_zero_charges_line_items:
         lines = [line for line in lines if Decimal(line["amount"]) != 0]
-    inputs = invoicing.adjustment_inputs(scope, sub, period, now)
+    inputs = invoicing.adjustment_inputs(scope, sub, period, now, sequence=period.index + 1)
     record = invoicing.invoice_record(
         scope, sub, "inv_preview", period, lines, [], reason=invoicing.CYCLE, now=now, inputs=inputs
     )

@@ -36,7 +36,7 @@ from billing.domain.pricing import as_price
 from billing.errors import ServiceUnavailable, TooManyRequests
 from billing.observability import add_amount_metric, logger, metrics
 from billing.scope import Scope
-from billing.services import adjustments, outbox
+from billing.services import adjustments, coupons, outbox, taxes, wallets
 from billing.services import usage as usage_service
 from billing.settings import get_settings
 from billing.store import catalog
@@ -247,9 +247,16 @@ def totals(lines: Sequence[Mapping[str, Any]], currency: str) -> dict[str, Decim
     }
 
 
-def adjustment_inputs(scope: Scope, sub: Mapping[str, Any], period: Period, now: datetime) -> dict[str, Any]:
-    """Snapshots of the coupons and tax rates that apply to the subscription's invoice of ``period``."""
-    return {"discounts": [], "taxes": []}
+def adjustment_inputs(
+    scope: Scope, sub: Mapping[str, Any], period: Period, now: datetime, *, sequence: int
+) -> dict[str, Any]:
+    """Snapshots of the coupons and tax rates that apply to the subscription's invoice number ``sequence`` (0: the
+    opening invoice; ``k + 1``: the invoice closing period ``k``; see ``services.coupons``)."""
+    return {"discounts": coupons.discounts(sub, sequence, period.start), "taxes": taxes.for_invoice(sub, period.start)}
+
+
+def has_opening_invoice(sub: Mapping[str, Any]) -> bool:
+    return any(i["price"]["type"] == "FIXED" and i["price"]["invoice_cadence"] == "ADVANCE" for i in sub["line_items"])
 
 
 def invoice_record(
@@ -423,7 +430,7 @@ def subscription_indexes(scope: Scope, record: Mapping[str, Any]) -> dict[str, s
 def finalized(invoice: Mapping[str, Any], number: int | None, now: datetime, *, skip_zero: bool) -> dict[str, Any]:
     record = {**invoice, "version": int(invoice["version"]) + 1, "updated_at": iso(now)}
     record.pop("ledger_changes", None)
-    if skip_zero and Decimal(invoice["total"]) == 0:
+    if skip_zero and Decimal(invoice["total"]) == 0 and not invoice.get("credit_applications"):
         record["invoice_status"] = "SKIPPED"
         record["payment_status"] = "SUCCEEDED"
         return record
@@ -463,7 +470,11 @@ def finalize_ops(
     skip_zero: bool,
     expect_absent: bool = False,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The finalized invoice and the ops that write it with its number and its sync item."""
+    """The finalized invoice and the ops that write it with its number, its sync item and the wallet debits of the
+    prepaid credits it applies (spent now, in the one calculation order: ``services.adjustments``)."""
+    sources, held = wallets.credit_sources(scope, invoice, now)
+    if sources:
+        invoice = adjustments.apply(dict(invoice), sources, at=now)
     done = finalized(invoice, counter + 1, now, skip_zero=skip_zero)
     repo = keys.invoices()
     indexes = keys.invoice_indexes(scope, done)
@@ -483,6 +494,7 @@ def finalize_ops(
         ops.append(_counter_op(scope, counter))
         if Decimal(done["total"]) > 0:
             ops.append(_sync_op(scope, done))
+        ops.extend(wallets.debit_ops(scope, done, held, now))
     return done, ops
 
 
@@ -564,7 +576,7 @@ def draft(scope: Scope, sub: Mapping[str, Any], now: datetime) -> dict[str, Any]
         return found
     nxt = None if sub.get("last_period") else next_period(sub, period.index)
     lines, ledger_changes = compute_lines(scope, sub, period, advance_period=nxt)
-    inputs = adjustment_inputs(scope, sub, period, now)
+    inputs = adjustment_inputs(scope, sub, period, now, sequence=period.index + 1)
     record = invoice_record(scope, sub, invoice_id, period, lines, ledger_changes, reason=CYCLE, now=now, inputs=inputs)
     put = repo.put_ops(
         scope, record, previous=None, indexes=keys.invoice_indexes(scope, record), condition="attribute_not_exists(PK)"
@@ -617,12 +629,12 @@ def process(scope: Scope, subscription_id: str, now: datetime) -> list[str]:
 
 def opening_invoice(scope: Scope, sub: Mapping[str, Any], now: datetime) -> dict[str, Any] | None:
     """The SUBSCRIPTION_CREATE invoice of a subscription with ADVANCE charges (None without any)."""
-    if not any(i["price"]["type"] == "FIXED" and i["price"]["invoice_cadence"] == "ADVANCE" for i in sub["line_items"]):
+    if not has_opening_invoice(sub):
         return None
     period = current_period(sub)
     lines, _ = compute_lines(scope, sub, period, advance_period=period, include_arrear=False, late_usage=False)
     invoice_id = keys.invoice_id_for(scope, sub["id"], "create", period.start)
-    inputs = adjustment_inputs(scope, sub, period, now)
+    inputs = adjustment_inputs(scope, sub, period, now, sequence=0)
     return invoice_record(scope, sub, invoice_id, period, lines, [], reason=CREATE, now=now, inputs=inputs)
 
 

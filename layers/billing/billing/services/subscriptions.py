@@ -25,9 +25,14 @@ from billing.domain.periods import Schedule
 from billing.errors import InvalidOperation, ServiceUnavailable, ValidationFailed
 from billing.ids import new_id, ulid
 from billing.observability import metrics
-from billing.schemas.subscriptions import SubscriptionCancel, SubscriptionCreate, SubscriptionFilter
+from billing.schemas.subscriptions import (
+    SubscriptionCancel,
+    SubscriptionCreate,
+    SubscriptionFilter,
+    SubscriptionModify,
+)
 from billing.scope import Scope
-from billing.services import customers, invoices, invoicing, outbox
+from billing.services import coupons, customers, invoices, invoicing, outbox, taxes
 from billing.services import prices as price_service
 from billing.store import catalog, listing
 from billing.store import invoices as keys
@@ -113,6 +118,18 @@ def create(scope: Scope, request: SubscriptionCreate, now: datetime, actor: str 
         pricing.as_price(item["price"])  # a stored price that cannot be priced is refused here, not at period end
     repo = keys.subscriptions()
     indexes = invoicing.subscription_indexes(scope, record)
+    made = coupons.for_new_subscription(
+        scope,
+        record,
+        request.subscription_coupons or [],
+        request.coupons or [],
+        request.line_item_coupons or {},
+        first_sequence=coupons.first_sequence_at_creation(invoicing.has_opening_invoice(record)),
+        now=now,
+    )
+    record["coupon_associations"] = [coupons.snapshot(a) for a in made]
+    coupon_ops = [op for a in made for op in coupons.association_ops(scope, a)]
+    record["tax_rates"], tax_ops = taxes.for_subscription(scope, record, request.tax_rate_overrides, now)
     opening = invoicing.opening_invoice(scope, record, now)
     for attempt in range(MAX_ATTEMPTS):
         extra: list[dict[str, Any]] = []
@@ -124,9 +141,12 @@ def create(scope: Scope, request: SubscriptionCreate, now: datetime, actor: str 
             )
         try:
             extra.extend(outbox.subscription_change(scope, None, record))
-            repo.create(scope, record, indexes=indexes, extra_ops=extra)
+            repo.create(scope, record, indexes=indexes, extra_ops=[*extra, *coupon_ops, *tax_ops])
             break
-        except ConditionFailed:
+        except ConditionFailed as failed:
+            used_up = coupons.exhausted(failed.reasons, 1 + len(extra), made)
+            if used_up is not None:
+                raise coupons.refused(used_up) from None
             # The invoice number moved under us (another invoice of this environment); read it again. (Conflicts
             # and throttling are retried by ``Table.transact``; when they persist, the 503/429 reaches the client.)
             backoff(attempt)
@@ -175,6 +195,31 @@ def search(scope: Scope, criteria: SubscriptionFilter) -> listing.Page:
         counted=not residual,
         keep=criteria.keep,
     )
+
+
+def modify(scope: Scope, subscription_id: str, request: SubscriptionModify, now: datetime) -> dict[str, Any]:
+    """``modify/execute``: attach a coupon to the subscription (or one of its line items) or detach one."""
+    repo = keys.subscriptions()
+    for attempt in range(MAX_ATTEMPTS):
+        current = repo.get(scope, subscription_id)
+        if current["subscription_status"] == "cancelled":
+            raise InvalidOperation(f"subscription {subscription_id} is cancelled", {"id": subscription_id})
+        record, ops, made = coupons.modify(scope, current, request.coupon_params, now)
+        indexes = invoicing.subscription_indexes(scope, record)
+        try:
+            put = repo.table.put_op(
+                repo.item(scope, record, indexes),
+                condition="attribute_exists(PK) AND version = :v",
+                values={":v": int(current["version"])},
+            )
+            repo.table.transact([put, *ops])
+        except ConditionFailed as failed:
+            if made is not None and coupons.exhausted(failed.reasons, 1, [made]) is not None:
+                raise coupons.refused(made["coupon_id"]) from None
+            backoff(attempt)  # the subscription changed meanwhile (invoicing moved it on): read it again
+            continue
+        return record
+    raise ServiceUnavailable("the subscription changed too often meanwhile; retry", {"retry_after": 1})
 
 
 def cancel(scope: Scope, subscription_id: str, request: SubscriptionCancel, now: datetime) -> dict[str, Any]:

@@ -1,0 +1,11 @@
+"""GET /wallets/{id}: one wallet with its balance now."""
+
+from billing.http import Request, api
+from billing.schemas.wallets import wallet_out
+from billing.services import wallets
+from billing.timeutil import utcnow
+
+
+@api()
+def lambda_handler(req: Request) -> dict:
+    return wallet_out(wallets.get(req.scope, req.param("id"), utcnow()))
