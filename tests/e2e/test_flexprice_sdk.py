@@ -167,3 +167,21 @@ def test_pages_with_limit_offset_and_total_through_the_sdk(sdk):
     assert (first.pagination.total, first.pagination.limit, first.pagination.offset) == (3, 2, 0)
     rest = sdk.customers.query_customer(email=email, limit=2, offset=2)
     assert [c.id for c in first.items + rest.items] == list(reversed(made))
+
+
+def test_wallet_top_up_and_balance_through_the_sdk(sdk):
+    customer = sdk.customers.create_customer(external_id=f"sdk-wallet-{_uid()}", name="Wallet Co")
+    wallet = sdk.wallets.create_wallet(currency="usd", customer_id=customer.id, conversion_rate="1")
+    assert wallet.id.startswith("wallet_") and wallet.credit_balance == "0" and wallet.wallet_status == "active"
+    key = f"grant-{_uid()}"
+    done = sdk.wallets.top_up_wallet(
+        id=wallet.id, transaction_reason="FREE_CREDIT_GRANT", credits_to_add="25.5", idempotency_key=key, priority=1
+    )
+    assert done.wallet_transaction.type == "credit" and done.wallet_transaction.credit_amount == "25.5"
+    again = sdk.wallets.top_up_wallet(
+        id=wallet.id, transaction_reason="FREE_CREDIT_GRANT", credits_to_add="25.5", idempotency_key=key, priority=1
+    )
+    assert again.wallet_transaction.id == done.wallet_transaction.id
+    balance = sdk.wallets.get_wallet_balance(id=wallet.id)
+    assert balance.real_time_credit_balance == "25.5" and balance.real_time_balance == "25.50"
+    assert [w.id for w in sdk.wallets.get_wallets_by_customer_id(id=customer.id)] == [wallet.id]

@@ -182,3 +182,37 @@ def test_two_finalizes_spending_one_wallet_never_overspend(tenant) -> None:
     assert sorted(debits) == [Decimal(10), Decimal(30)]
     for t in txs:
         assert Decimal(t["credit_balance_after"]) >= 0
+
+
+def test_the_preview_shows_discounts_credits_and_taxes_without_spending(tenant) -> None:
+    ctx = setup(tenant, lambda mid: [fixed("100.00", cadence="ADVANCE")])
+    coupon = call(
+        "POST",
+        "/api/v1/coupons",
+        tenant=tenant,
+        body={"name": "Ten", "type": "percentage", "cadence": "forever", "percentage_off": "10", "coupon_code": "TEN"},
+    )
+    assert coupon.status == 201, coupon.text
+    assert (
+        call(
+            "POST", "/api/v1/taxes/rates", tenant=tenant, body={"code": "VAT", "name": "VAT", "percentage_value": "20"}
+        ).status
+        == 201
+    )
+    sub = subscribe(
+        tenant,
+        ctx,
+        subscription_coupons=[{"coupon_code": "TEN"}],
+        tax_rate_overrides=[{"tax_rate_code": "VAT", "currency": "usd"}],
+    )
+    w = wallet(tenant, ctx["customer"]["id"], initial_credits_to_load="25")
+    preview = call("POST", "/api/v1/invoices/preview", tenant=tenant, body={"subscription_id": sub["id"]}).body
+    # next period's advance charge 100.00: -10.00 coupon, -25.00 credits, +20% of 65.00 = 13.00
+    assert (
+        preview["subtotal"],
+        preview["total_discount"],
+        preview["total_prepaid_credits_applied"],
+        preview["total_tax"],
+        preview["total"],
+    ) == ("100.00", "10.00", "25.00", "13.00", "78.00")
+    assert call("GET", f"/api/v1/wallets/{w['id']}", tenant=tenant).body["credit_balance"] == "25"

@@ -11,7 +11,9 @@ aggregates from the records (the backfill of existing data, and the check that t
 Periods are half-open, ``[start, end)``. Definitions (``docs/operations.md`` has the operator's version):
 
 - revenue, per currency (sums in Decimal, never across currencies): invoices finalized in the period and still
-  FINALIZED (voided ones excluded): ``total`` (invoiced), ``amount_paid`` (paid), ``amount_remaining``
+  FINALIZED (voided ones excluded): ``total`` (invoiced: after discounts and prepaid credits, taxes included; the
+  ``subtotal`` before them, ``total_discount``, ``total_prepaid_credits_applied`` and ``total_tax`` are summed beside
+  it, so revenue before/after credits and excluding tax are all shown), ``amount_paid`` (paid), ``amount_remaining``
   (outstanding), their count (``amount_paid`` is net of refunds and of funds disputes hold); plus ``collected``: the
   amounts of the payments that succeeded in the period, ``refunded`` and ``disputed``: what of those was refunded
   since or is held by a dispute, and ``collected_net`` = collected - refunded - disputed.
@@ -84,6 +86,10 @@ def _day(at: datetime) -> str:
 def _revenue_row() -> dict[str, Any]:
     return {
         "invoiced": ZERO,
+        "subtotal": ZERO,
+        "discounts": ZERO,
+        "credits": ZERO,
+        "taxes": ZERO,
         "paid": ZERO,
         "outstanding": ZERO,
         "invoice_count": 0,
@@ -166,6 +172,8 @@ def _whole_days(scope: Scope, period: _Period, currency: str | None, out: dict[s
         if f.get("inv_fin") or f.get("pay_ok"):
             money = out["revenue"].setdefault(row, _revenue_row())
             money["invoiced"] += f.get("invoiced", ZERO)
+            for figure in ("subtotal", "discounts", "credits", "taxes"):
+                money[figure] += f.get(figure, ZERO)
             money["paid"] += f.get("paid", ZERO)
             money["outstanding"] += f.get("outstanding", ZERO)
             money["invoice_count"] += n.get("inv_fin", 0)
@@ -230,6 +238,10 @@ def _exact_invoice(period: _Period, invoice: dict[str, Any], out: dict[str, Any]
     figures["by_payment_status"][paying] = figures["by_payment_status"].get(paying, 0) + 1
     row = out["revenue"].setdefault(str(invoice["currency"]), _revenue_row())
     row["invoiced"] += Decimal(invoice["total"])
+    row["subtotal"] += Decimal(invoice.get("subtotal") or invoice["total"])
+    row["discounts"] += Decimal(invoice.get("total_discount") or 0)
+    row["credits"] += Decimal(invoice.get("total_prepaid_credits_applied") or 0)
+    row["taxes"] += Decimal(invoice.get("total_tax") or 0)
     row["paid"] += Decimal(invoice.get("amount_paid") or 0)
     row["outstanding"] += Decimal(invoice.get("amount_remaining") or 0)
     row["invoice_count"] += 1

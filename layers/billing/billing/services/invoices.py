@@ -20,7 +20,7 @@ from billing.errors import Conflict, InvalidOperation, VersionConflict
 from billing.observability import logger, metrics
 from billing.schemas.invoices import InvoiceFilter, InvoicePreview, PaymentUpdate
 from billing.scope import Scope
-from billing.services import collection, customers, invoice_sync, invoicing, mappings, outbox
+from billing.services import adjustments, collection, customers, invoice_sync, invoicing, mappings, outbox, wallets
 from billing.store import invoices as keys
 from billing.store import listing, tracking
 from billing.store.dynamo import ConditionFailed
@@ -259,6 +259,10 @@ def preview(scope: Scope, request: InvoicePreview, now: datetime) -> dict[str, A
         scope, sub, "inv_preview", period, lines, [], reason=invoicing.CYCLE, now=now, inputs=inputs
     )
     record.pop("ledger_changes", None)
+    # The credits the customer's wallets would pay if the invoice were finalized now (nothing is spent).
+    sources, _ = wallets.credit_sources(scope, record, now)
+    if sources:
+        record = adjustments.apply(record, sources, at=now)
     record["id"] = None
     record["idempotency_key"] = None
     return record
