@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from billing.http import Request, api, response
+from billing.http import Request, api, omit_absent, response
 from billing.schemas.wallets import wallet_out
 from billing.services import wallets
 from billing.store import catalog
@@ -12,4 +12,5 @@ from billing.timeutil import utcnow
 @api()
 def lambda_handler(req: Request) -> dict[str, Any]:
     customer = catalog.customers().get(req.scope, req.param("id"))
-    return response(200, [wallet_out(w) for w in wallets.for_customer(req.scope, customer["id"], utcnow())])
+    found = wallets.for_customer(req.scope, customer["id"], utcnow())
+    return response(200, omit_absent([wallet_out(w) for w in found]))
