@@ -362,7 +362,7 @@ def test_payment_link_needs_a_success_url(tenant, queue, stripe_key):
         ({"destination_type": "WALLET"}, "validation_error"),
         ({"destination_id": ""}, "validation_error"),
         ({"success_url": "not a url"}, "validation_error"),
-        ({"payment_method_type": "CREDITS"}, "invalid_operation"),
+        ({"payment_method_type": "CREDITS"}, "validation_error"),
         ({"payment_method_type": "ACH"}, "invalid_operation"),
         ({"destination_type": "CUSTOMER"}, "invalid_operation"),
         ({"process_payment": False}, "invalid_operation"),

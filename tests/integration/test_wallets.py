@@ -216,3 +216,35 @@ def test_the_preview_shows_discounts_credits_and_taxes_without_spending(tenant) 
         preview["total"],
     ) == ("100.00", "10.00", "25.00", "13.00", "78.00")
     assert call("GET", f"/api/v1/wallets/{w['id']}", tenant=tenant).body["credit_balance"] == "25"
+
+
+def test_a_credits_payment_debits_the_wallet_with_the_invoice(tenant, queue) -> None:
+    ctx = setup(tenant, lambda mid: [fixed("40.00")])
+    subscribe(tenant, ctx, start_date="2026-01-15T00:00:00Z")
+    assert run_scheduler(queue, at("2026-02-15T02:00:00Z"), tenant) == 1  # finalized with no wallet: 40.00 due
+    [inv] = invoices(tenant)
+    w = wallet(tenant, ctx["customer"]["id"])
+    top_up(tenant, w["id"], credits_to_add="30", transaction_reason="PURCHASED_CREDIT_DIRECT")
+    body = {
+        "destination_type": "INVOICE",
+        "destination_id": inv["id"],
+        "payment_method_type": "CREDITS",
+        "payment_method_id": w["id"],
+        "amount": "35.00",
+        "currency": "usd",
+    }
+    too_much = call("POST", "/api/v1/payments", tenant=tenant, body=body)
+    assert too_much.status == 400 and too_much.body["details"]["available"] == "30.00"
+    assert call("GET", f"/api/v1/wallets/{w['id']}", tenant=tenant).body["credit_balance"] == "30"
+    paid = call("POST", "/api/v1/payments", tenant=tenant, body={**body, "amount": "30.00"})
+    assert paid.status == 201, paid.text
+    assert paid.body["payment_status"] == "SUCCEEDED" and paid.body["payment_method_type"] == "CREDITS"
+    got = call("GET", f"/api/v1/invoices/{inv['id']}", tenant=tenant).body
+    assert got["amount_paid"] == "30.00" and got["amount_remaining"] == "10.00"
+    assert call("GET", f"/api/v1/wallets/{w['id']}", tenant=tenant).body["credit_balance"] == "0"
+    [debit] = [
+        t
+        for t in call("GET", f"/api/v1/wallets/{w['id']}/transactions", tenant=tenant).body["items"]
+        if t["type"] == "debit"
+    ]
+    assert debit["reference_type"] == "PAYMENT" and debit["reference_id"] == paid.body["id"]

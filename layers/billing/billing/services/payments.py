@@ -8,7 +8,10 @@ Methods:
   synchronously: SUCCEEDED (applied to the invoice) or FAILED with Stripe's message (the invoice turns FAILED).
 - ``PAYMENT_LINK``: a Stripe Checkout Session in payment mode for the amount; the payment stays PENDING until the
   ``checkout.session.completed`` webhook reports it paid (``webhook_effects`` calls ``gateway_succeeded``).
-- ``CREDITS``, ``ACH``, ``UPI``: refused (400 ``invalid_operation``); wallets are not part of the product.
+- ``CREDITS``: paid from the prepaid wallet ``payment_method_id`` (the invoice customer's, in its currency): recorded
+  SUCCEEDED and applied to the invoice in the transaction that debits the wallet (``services.wallets``); a wallet that
+  cannot pay the amount now → 400.
+- ``ACH``, ``UPI``: refused (400 ``invalid_operation``).
 
 Applying a payment to its invoice adds the amount to ``amount_paid``: when it covers ``amount_due`` the invoice is
 SUCCEEDED (OVERPAID beyond it), otherwise it stays PENDING with a smaller ``amount_remaining``. The payment's status
@@ -48,7 +51,7 @@ from billing.ids import new_id, ulid
 from billing.observability import logger, metrics
 from billing.schemas.payments import PaymentCreate, PaymentFilter
 from billing.scope import Scope
-from billing.services import collection, invoices, mappings, outbox, stripe_sync
+from billing.services import collection, invoices, mappings, outbox, stripe_sync, wallets
 from billing.services.ledger import invoice_write_ops, payments_key, stripe_payments_pk
 from billing.store import invoices as invoice_keys
 from billing.store import listing, tracking
@@ -61,7 +64,6 @@ WRITE_ATTEMPTS = 4
 LINK_LEASE = timedelta(hours=24) + collection.LINK_LEASE_MARGIN  # Checkout Sessions expire after 24 hours
 PAID = ("SUCCEEDED", "OVERPAID")
 UNSUPPORTED = {
-    "CREDITS": "CREDITS payments need wallets, which this product does not offer",
     "ACH": "ACH payments are not supported; use CARD, PAYMENT_LINK or OFFLINE",
     "UPI": "UPI payments are not supported; use CARD, PAYMENT_LINK or OFFLINE",
 }
@@ -242,14 +244,19 @@ def create(scope: Scope, request: PaymentCreate, now: datetime | None = None) ->
         raise InvalidOperation(
             "process_payment=false is not supported: payments are processed when created", {"field": "process_payment"}
         )
-    if method != "OFFLINE" and request.payment_gateway not in (None, GATEWAY):
+    if method == "CREDITS" and not request.payment_method_id:
+        raise ValidationFailed(
+            "invalid request: payment_method_id: is required for CREDITS payments (the wallet id)",
+            {"errors": [{"field": "payment_method_id", "message": "is required for CREDITS payments"}]},
+        )
+    if method not in ("OFFLINE", "CREDITS") and request.payment_gateway not in (None, GATEWAY):
         raise InvalidOperation(f"payment_gateway {request.payment_gateway} is not connected; use stripe")
     if method == "PAYMENT_LINK" and not request.success_url:
         raise ValidationFailed(
             "invalid request: success_url: is required for PAYMENT_LINK payments",
             {"errors": [{"field": "success_url", "message": "is required for PAYMENT_LINK payments"}]},
         )
-    if method == "OFFLINE":
+    if method in ("OFFLINE", "CREDITS"):
         return _offline(scope, request, at)
     invoice = _destination(scope, request)
     _refuse_if_held(scope, invoice, at, method)
@@ -326,17 +333,33 @@ def _resume(scope: Scope, payment: dict[str, Any]) -> dict[str, Any]:
 
 
 def _offline(scope: Scope, request: PaymentCreate, at: datetime) -> dict[str, Any]:
+    """OFFLINE, and CREDITS (the same, with the wallet's debit in the transaction: checked before Stripe is told)."""
+    credits = request.payment_method_type == "CREDITS"
     for _ in range(WRITE_ATTEMPTS):
         invoice = _destination(scope, request)
+        record = _new(scope, request, invoice, at, payment_status="SUCCEEDED", succeeded_at=iso(at))
+        debit = (
+            wallets.payment_ops(
+                scope,
+                str(request.payment_method_id),
+                invoice["customer_id"],
+                request.currency,
+                Decimal(request.amount),
+                record["id"],
+                at,
+            )
+            if credits
+            else []
+        )
         holder = collection.holder(invoice, at)
         if holder == STRIPE:
-            collection.mirror_to_stripe(scope, invoice, Decimal(request.amount), "an offline payment")
+            what = "a payment from prepaid credits" if credits else "an offline payment"
+            collection.mirror_to_stripe(scope, invoice, Decimal(request.amount), what)
         elif holder is not None:
             raise Conflict(
                 f"payment {holder} is collecting invoice {invoice['id']}: wait for it to succeed, fail or expire",
                 {"invoice_id": invoice["id"], "payment_id": holder},
             )
-        record = _new(scope, request, invoice, at, payment_status="SUCCEEDED", succeeded_at=iso(at))
         applied = _applied(invoice, request.amount, at)
         ops = (
             [*invoice_write_ops(scope, invoice, applied), *outbox.invoice_change(scope, invoice, applied)]
@@ -344,10 +367,11 @@ def _offline(scope: Scope, request: PaymentCreate, at: datetime) -> dict[str, An
             else []
         )
         ops.extend(outbox.payment_change(scope, None, record))
+        ops.extend(debit)
         try:
             payment, created = _insert(scope, request, record, ops)
         except ConditionFailed:
-            continue  # the invoice changed since it was read: validate again against the new amounts
+            continue  # the invoice or the wallet changed since it was read: validate again against the new amounts
         if created:
             _paid_metrics(applied)
         return payment

@@ -470,6 +470,61 @@ def debit_ops(
     return ops
 
 
+def payment_ops(
+    scope: Scope, wallet_id: str, customer_id: str, currency: str, amount: Decimal, payment_id: str, now: datetime
+) -> list[dict[str, Any]]:
+    """The wallet write and debit of a ``CREDITS`` payment of ``amount`` (lots in spending order); 400 when the
+    wallet is not the customer's, not in the currency, closed, or cannot pay that much now."""
+    current = require(scope, wallet_id)
+    if current["customer_id"] != customer_id or current["currency"] != currency.lower():
+        raise InvalidOperation(
+            f"wallet {wallet_id} is not a {currency.upper()} wallet of the invoice's customer",
+            {"field": "payment_method_id", "wallet_id": wallet_id},
+        )
+    if current["wallet_status"] != "active":
+        raise InvalidOperation(f"wallet {wallet_id} is {current['wallet_status']}", {"wallet_id": wallet_id})
+    record, txs = _expire(scope, current, now)
+    held = lots(record)
+    rate = Decimal(str(current["conversion_rate"]))
+    left, credits = amount, ZERO
+    for lot_id in rules.order(held, now):
+        if left <= 0:
+            break
+        pays = min(rules.worth(held[lot_id].available, rate, currency), left)
+        part = min(rules.credits_for(pays, rate), held[lot_id].available)
+        held = rules.take(held, lot_id, part)
+        credits += part
+        left -= pays
+    if left > 0:
+        worth = rules.worth(rules.balance(lots(record), now), rate, currency)
+        raise InvalidOperation(
+            f"wallet {wallet_id} can pay {worth} {currency.upper()}, less than {amount}",
+            {"field": "amount", "wallet_id": wallet_id, "available": str(worth)},
+        )
+    before = Decimal(str(record["credit_balance"]))
+    tx = _transaction(
+        scope,
+        record,
+        _derived_id(wallet_id, "payment", payment_id),
+        "debit",
+        credits,
+        before,
+        "INVOICE_PAYMENT",
+        now,
+        reference_type="PAYMENT",
+        reference_id=payment_id,
+    )
+    tx["amount"] = amount
+    record = {
+        **record,
+        "lots": _stored(held),
+        "credit_balance": before - credits,
+        "updated_at": iso(now),
+        "version": int(current["version"]) + 1,
+    }
+    return _write_ops(scope, current, record, [*txs, tx])
+
+
 def require(scope: Scope, wallet_id: str) -> dict[str, Any]:
     found = wallets().find(scope, wallet_id)
     if found is None:
