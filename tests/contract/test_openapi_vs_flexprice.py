@@ -268,6 +268,8 @@ ALLOWED: dict[str, str] = {
         "for; PURCHASED_CREDIT_INVOICED is accepted by the schema and refused with 400 (not offered)"
     ),
     **_fields("POST /coupons/search", "ours", ["start_time", "end_time"], "the created-at range every search takes"),
+    "POST /coupons/search: field cursor only ours": "the shared list filter's cursor; refused with 400 for coupons "
+    "(paged by offset)",
     **_fields(
         "POST /subscriptions/{id}/modify/execute",
         "Flexprice",

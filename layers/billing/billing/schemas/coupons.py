@@ -90,6 +90,13 @@ class CouponFilter(ListFilter):
     expand: str | None = None
     sort: list[Any] | None = None
 
+    @field_validator("cursor")
+    @classmethod
+    def _no_cursor(cls, value: str | None) -> str | None:
+        if value:
+            raise ValueError("coupons are paged by offset; cursor paging is not offered for coupons")
+        return value
+
     def keep(self, record: dict[str, Any]) -> bool:
         if not super().keep(record):
             return False
