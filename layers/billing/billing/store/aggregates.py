@@ -24,7 +24,8 @@ from billing.store import tracking
 
 SHARDS = 4
 PAYMENT_PARTITIONS = ("payment", "stripe_payment")
-# What the dashboard reads of a record (an invoice's line items are most of its size; they are not parsed).
+# What the dashboard reads of a record (an invoice's line items are most of its size; they are not parsed). Every
+# attribute ``domain.aggregates`` or ``services.dashboard`` reads must be here.
 FIGURE_ATTRIBUTES = (
     "id",
     "currency",
@@ -34,6 +35,10 @@ FIGURE_ATTRIBUTES = (
     "created_at",
     "finalized_at",
     "total",
+    "subtotal",
+    "total_discount",
+    "total_prepaid_credits_applied",
+    "total_tax",
     "amount_paid",
     "amount_remaining",
     "amount",
