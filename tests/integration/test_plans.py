@@ -433,7 +433,7 @@ def test_every_plan_and_price_function_has_a_sample_event():
         for fn in tpl.functions(tpl.load()).values()
         if fn.code_uri.name.startswith(("plans_", "prices_"))
     }
-    assert len(functions) == 11
+    assert len(functions) == 12  # plans_entitlements included
     assert {p.stem.split("__")[0] for p in SAMPLES} == functions
 
 
