@@ -52,7 +52,7 @@ from devstack.stack import (
     split_environments,
     sqs_sources,
 )
-from devstack.streams import StreamPoller, StreamReader, stream_sources
+from devstack.streams import StreamPoller, stream_sources
 
 log = logging.getLogger("devstack")
 
@@ -269,11 +269,13 @@ class LocalStack:
             self.pollers.append(poller)
             if source.queue not in self.consumed:
                 self.consumed.append(source.queue)
-        ddb, ddb_streams = self.client("dynamodb"), self.client("dynamodbstreams")
-        for stream in stream_sources(stack, functions):
-            reader = StreamReader(ddb, ddb_streams, stream.table, stream.starting_position)
+        streams = self.client("dynamodbstreams")
+        for stream_source in stream_sources(stack, functions):
+            if not stream_source.enabled:
+                log.info("event source %s is disabled", stream_source.name)
+                continue
             self.stream_pollers.append(
-                StreamPoller(stream, reader, self.runtime.invoke, sqs, self.stop_event, cfg.retry_delay)
+                StreamPoller(stream_source, streams, self.runtime.invoke, self.stop_event, sqs, cfg.retry_delay)
             )
         self.scheduler = Scheduler(
             schedules(stack, functions),
@@ -382,6 +384,8 @@ class LocalStack:
             self.scheduler.stop()
         for poller in self.pollers:
             poller.join(5)
+        for stream_poller in self.stream_pollers:
+            stream_poller.join(5)
         if self.stripe is not None:
             self.stripe.stop()
         if self.moto is not None:
@@ -463,20 +467,19 @@ class LocalStack:
         return _json(405, {"message": "Method Not Allowed"})
 
     def drain(self, timeout: float) -> Reply:
-        """200 once every consumed queue is empty and no handler runs (twice in a row); 504 after ``timeout``."""
+        """200 once every consumed queue and stream is caught up and no handler runs (twice in a row); 504 after
+        ``timeout``."""
         assert self.runtime is not None
         sqs = self.client("sqs")
         started = time.monotonic()
         clean = 0
-        previous = started
         while True:
-            began = time.monotonic()
             depths = {q.name: queue_depth(sqs, q) for q in self.consumed}
+            # A stream mapping is caught up when no record it would deliver waits and no batch of it runs.
+            for stream_poller in self.stream_pollers:
+                depths[stream_poller.source.name] = int(stream_poller.pending())
             running = self.runtime.running
-            # A stream is caught up when a read that started after the previous check found nothing.
-            streams_idle = all(p.empty_at >= previous for p in self.stream_pollers)
-            previous = began
-            clean = clean + 1 if running == 0 and not any(depths.values()) and streams_idle else 0
+            clean = clean + 1 if running == 0 and not any(depths.values()) else 0
             waited = round(time.monotonic() - started, 3)
             if clean >= 2:
                 return _json(200, {"drained": True, "waited_seconds": waited})

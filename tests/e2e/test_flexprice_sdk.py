@@ -10,6 +10,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import requests
 from flexprice import Flexprice
 from flexprice.models import errors
 
@@ -97,7 +98,7 @@ def test_catalog_through_the_sdk(sdk):
     assert sdk.features.delete_feature(id=feature.id) is not None
 
 
-def test_events_and_usage_through_the_sdk(sdk):
+def test_events_and_usage_through_the_sdk(sdk, stack):
     key = _uid()
     feature = sdk.features.create_feature(
         name="Tokens",
@@ -138,6 +139,8 @@ def test_events_and_usage_through_the_sdk(sdk):
         event_id=f"evt-{key}-0",
         properties={"tokens": "125"},
     )
+    # usage is counted from the events table's stream, about a second after the 202s
+    assert requests.post(f"{stack.api}/_local/queues/drain", timeout=60).status_code == 200
     usage = sdk.events.get_usage_by_meter(
         meter_id=feature.meter_id,
         external_customer_id=customer,

@@ -50,6 +50,8 @@ class Settings:
     aws_connect_timeout: float = 2.0
     aws_read_timeout: float = 5.0
     rate_limit_table: str | None = None
+    # The events table's stream: period-end invoicing reads how far counting has come (docs/metering.md).
+    events_stream_arn: str | None = None
     api_key_rate_limit: int = 6000
     api_key_rate_window_seconds: int = 60
     # Outbound webhooks (docs/webhooks-out.md): the outbox table written in the transactions that change state,
@@ -106,6 +108,7 @@ def get_settings() -> Settings:
         aws_connect_timeout=_float("BILLING_AWS_CONNECT_TIMEOUT", 2.0),
         aws_read_timeout=_float("BILLING_AWS_READ_TIMEOUT", 5.0),
         rate_limit_table=env.get("RATE_LIMIT_TABLE") or None,
+        events_stream_arn=env.get("EVENTS_STREAM_ARN") or None,
         api_key_rate_limit=_int("API_KEY_RATE_LIMIT", 6000),
         api_key_rate_window_seconds=max(1, _int("API_KEY_RATE_WINDOW_SECONDS", 60)),
         outbox_table=env.get("OUTBOX_TABLE", "billing-outbox"),

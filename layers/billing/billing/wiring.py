@@ -28,6 +28,7 @@ def _config() -> Config:
         connect_timeout=settings.aws_connect_timeout,
         read_timeout=settings.aws_read_timeout,
         retries={"total_max_attempts": settings.aws_max_attempts, "mode": "standard"},
+        max_pool_connections=32,  # bulk ingestion writes 16 events at a time
     )
 
 

@@ -36,7 +36,7 @@ from billing.domain.pricing import as_price
 from billing.errors import ServiceUnavailable, TooManyRequests
 from billing.observability import add_amount_metric, logger, metrics
 from billing.scope import Scope
-from billing.services import adjustments, coupons, outbox, taxes, wallets
+from billing.services import adjustments, counting, coupons, outbox, taxes, wallets
 from billing.services import usage as usage_service
 from billing.settings import get_settings
 from billing.store import catalog
@@ -619,6 +619,13 @@ def process(scope: Scope, subscription_id: str, now: datetime) -> list[str]:
             return done
         if parse_iso(sub["current_period_end"]) > limit:
             return done
+        if not counting.settled(parse_iso(sub["current_period_end"])):
+            # Events accepted before the period end are still being counted: the message comes back (SQS).
+            metrics.add_metric(name="InvoicingDeferredForCounting", unit="Count", value=1)
+            raise ServiceUnavailable(
+                "usage up to the period end is still being counted; the period is invoiced on redelivery",
+                {"retry_after": 5, "subscription_id": subscription_id},
+            )
         invoice = close_current_period(scope, sub, now)
         done.append(invoice["id"])
     return done
