@@ -18,7 +18,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help venv tools run test lint fmt typecheck unit integration e2e template-test \
-        demo flexprice-contract bench-coldstart bench-ingest bench-invoicing bench-webhooks bench-sync bench-load bench-entitlements apikey clean stripe-emulator
+        demo flexprice-contract bench-coldstart bench-ingest bench-invoicing bench-webhooks bench-sync bench-load apikey clean stripe-emulator
 
 help: ## List targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -106,12 +106,6 @@ bench-webhooks: venv ## Stripe webhooks: intake median/p95/p99 in-process (warm)
 
 bench-sync: venv ## 500 finalized invoices synced to the Stripe emulator: invoices/minute, Stripe calls, duplicates
 	$(PY) bench/sync.py
-
-bench-entitlements: venv ## Customer entitlement checks and usage: DynamoDB reads and items per call, warm p50/p95
-	$(PY) bench/entitlements.py
-
-bench-reads: venv ## 100, 1,000 and 10,000 customers: items, requests, read units and handler CPU per list, search and dashboard call
-	$(PY) bench/reads.py
 
 bench-load: venv ## Mixed traffic, 8 clients for 60 s on the local stack: req/s, p50/p99 per route, 5xx, exactly-once audit
 	$(PY) bench/load.py $(ARGS)

@@ -1,25 +1,21 @@
 """Ingestion benchmark: both ingestion paths, their write cost, one hot customer, and usage reads.
 
-Runs the real functions against an embedded DynamoDB on loopback (the integration tier's harness), with the events
-table's stream delivered to the counting function by the local stack's poller (``devstack.streams``: the template's
-batch size and batching window), records every write the ingestion and counting functions send to the events table,
-and prints:
+Runs the real functions against an embedded DynamoDB on loopback (the integration tier's harness), records every
+write they send to the events table, and prints:
 
 - the bulk path (20,000 events over 50 customers and 3 meters in 1,000-event bulks) and the single-event path
   (``POST /events`` one by one, 1,000 events): events/s, DynamoDB requests, write units per event by DynamoDB's
-  published rules, counting and the event index included (see ``Writes``);
+  published rules, index replication included (see ``Writes``);
 - one customer at 1,000 single events/s and at 10,000 bulk events/s of event time: the write units each
   partition key (table and index keys) takes per second of event time, against 500 (half of DynamoDB's 1,000
   WCU/s per partition);
 - the raw ``BatchWriteItem`` ceiling of the same embedded DynamoDB in the same run, and the ratio of ingested
   events/s to it;
-- how long after its 202 an accepted event shows in usage (the asynchronous lag: median, p99, max over probes sent
-  once every 100 ms while bulk traffic runs);
 - items read by a one-month usage query at 1k, 10k and 100k stored events of one customer.
 
 Times are from this machine and the embedded DynamoDB (slower than DynamoDB); the counts are exact.
-``BENCH_EVENTS``, ``BENCH_SINGLE``, ``BENCH_HOT_SINGLE``, ``BENCH_HOT_BULK``, ``BENCH_RAW_ITEMS``, ``BENCH_PROBES``
-and ``BENCH_READ_LEVELS`` (comma-separated) shrink the run; ``BENCH_LAG_BULK`` (20) sets the lag phase's traffic.
+``BENCH_EVENTS``, ``BENCH_SINGLE``, ``BENCH_HOT_SINGLE``, ``BENCH_HOT_BULK``, ``BENCH_RAW_ITEMS`` and
+``BENCH_READ_LEVELS`` (comma-separated) shrink the run.
 """
 
 from __future__ import annotations
@@ -45,8 +41,6 @@ SINGLE = int(os.environ.get("BENCH_SINGLE", "1000"))
 HOT_SINGLE = int(os.environ.get("BENCH_HOT_SINGLE", "2000"))
 HOT_BULK = int(os.environ.get("BENCH_HOT_BULK", "20000"))
 RAW_ITEMS = int(os.environ.get("BENCH_RAW_ITEMS", "20000"))
-PROBES = int(os.environ.get("BENCH_PROBES", "200"))
-LAG_BULK = int(os.environ.get("BENCH_LAG_BULK", "20"))  # background traffic of the lag phase: a bulk per second
 READ_LEVELS = [int(x) for x in os.environ.get("BENCH_READ_LEVELS", "1000,10000,100000").split(",")]
 
 
@@ -90,10 +84,8 @@ class Writes:
 
     Base table: 1 WCU per started KB of the item (the larger of before and after; for updates the item's final
     size, an upper bound as items only grow), doubled inside ``TransactWriteItems``. Each global secondary index
-    whose key attributes the item holds is written too: 1 WCU per started KB of the projected item (ALL); the
-    events table has none now, its index is pages written by the counting function and counted as writes. Units
+    whose key attributes the item holds is written too: 1 WCU per started KB of the projected item (ALL). Units
     are charged to the partition key they land on (the table's PK, each index's PK), so hot keys can be found.
-    Writes come from two threads (the functions and the stream poller); list appends are atomic.
     """
 
     def __init__(self, ddb: Any, table: str) -> None:
@@ -170,13 +162,7 @@ class Writes:
             size = item_size(item) if item else 1
             base = units(size) * (2 if transactional else 1)
             label = (
-                "event"
-                if "#evt#" in pk
-                else "counter"
-                if "#ctr#" in pk or "#ext#" in pk or "#uniq#" in pk
-                else "index"
-                if "#ixc#" in pk or "#ixn#" in pk
-                else "other"  # counting cursors and the stream watermark
+                "event" if "#evt#" in pk else "counter" if "#ctr#" in pk or "#ext#" in pk or "#uniq#" in pk else "other"
             )
             by_kind[label] += base
             if label in largest:
@@ -211,7 +197,7 @@ def per_event(settled: dict[str, Any], events: int) -> str:
     return (
         f"{total / events:.3f} write units per event, index replication included "
         f"(event items {kinds['event'] / events:.3f} + counters {kinds['counter'] / events:.3f} + "
-        f"index pages {kinds['index'] / events:.3f} + cursors and watermark {kinds['other'] / events:.3f}; "
+        f"indexes {kinds['index'] / events:.3f} + other {kinds['other'] / events:.3f}; "
         f"largest event item {settled['largest']['event']} B, largest counter item {settled['largest']['counter']} B)"
     )
 
@@ -231,7 +217,7 @@ def raw_ceiling(ddb: Any, table: str, count: int, template: dict[str, Any]) -> f
     def chunk(first: int) -> None:
         items = []
         for i in range(first, min(first + 25, count)):
-            item = {**template, "PK": f"raw#evt#{i}"}
+            item = {**template, "PK": f"raw#evt#{i}", "GSI1SK": f"{i:012d}", "GSI2SK": f"{i:012d}"}
             items.append({"PutRequest": {"Item": {k: attrs.serialize_value(v) for k, v in item.items()}}})
         pending = {table: items}
         while pending:
@@ -241,84 +227,6 @@ def raw_ceiling(ddb: Any, table: str, count: int, template: dict[str, Any]) -> f
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(chunk, range(0, count, 25)))
     return count / (time.perf_counter() - t0)
-
-
-def measure_lag(
-    call: Any,
-    ddb: Any,
-    table: str,
-    lag_tenant: tuple[str, str],
-    load_tenant: tuple[str, str],
-    customers: list[str],
-    rng: random.Random,
-    start: datetime,
-) -> list[float]:
-    """Send a probe event every 100 ms (its own customer) while the main thread sends a ``LAG_BULK``-event bulk every
-    second; a watcher reads each probe's minute counter item (what usage reads, consistently) until the probe is
-    counted there."""
-    import threading
-
-    outstanding: dict[str, tuple[float, str]] = {}
-    lags: list[float] = []
-    lock = threading.Lock()
-    done = threading.Event()
-    prefix = f"{lag_tenant[0]}#{lag_tenant[1]}"
-
-    def sender() -> None:
-        for i in range(PROBES):
-            due = time.perf_counter() + 0.1
-            at = datetime.now(UTC)
-            body = {
-                "event_id": f"probe-{i}",
-                "event_name": "probe",
-                "external_customer_id": f"probe-{i}",
-                "timestamp": at.isoformat(timespec="milliseconds"),
-            }
-            assert call("POST", "/api/v1/events", tenant=lag_tenant, body=body).status == 202
-            with lock:
-                outstanding[f"probe-{i}"] = (time.perf_counter(), f"MI#{at:%Y%m%d%H%M}")
-            time.sleep(max(0.0, due - time.perf_counter()))
-        done.set()
-
-    def watcher() -> None:
-        # Probes are counted in stream order, so only the oldest outstanding one is read each time (a read per
-        # 10 ms, whatever the backlog: the watcher must not slow what it measures).
-        while not (done.is_set() and not outstanding):
-            with lock:
-                oldest = min(outstanding.items(), key=lambda kv: kv[1][0], default=None)
-            if oldest is not None:
-                customer, (accepted, bucket) = oldest
-                got = ddb.get_item(
-                    TableName=table,
-                    Key={"PK": {"S": f"{prefix}#ctr#{customer}"}, "SK": {"S": bucket}},
-                    ConsistentRead=True,
-                ).get("Item")
-                if got and "n#probe" in got:
-                    with lock:
-                        lags.append(time.perf_counter() - accepted)
-                        del outstanding[customer]
-                    continue
-            time.sleep(0.01)
-
-    threads = [threading.Thread(target=sender), threading.Thread(target=watcher)]
-    for thread in threads:
-        thread.start()
-    number = 0
-    while not done.is_set():
-        due = time.perf_counter() + 1.0
-        window = start + timedelta(days=5, minutes=number)
-        events = [
-            event_body(
-                4 * 10**7 + number * LAG_BULK + i, customers[i % CUSTOMERS], window + timedelta(seconds=i // 20), rng
-            )
-            for i in range(LAG_BULK)
-        ]
-        assert call("POST", "/api/v1/events/bulk", tenant=load_tenant, body={"events": events}).status == 202
-        number += 1
-        done.wait(max(0.0, due - time.perf_counter()))
-    for thread in threads:
-        thread.join()
-    return lags
 
 
 def main() -> int:
@@ -338,20 +246,11 @@ def main() -> int:
     with aws.moto_server() as endpoint:
         # Generous read budget: the embedded DynamoDB on a shared machine answers slower than DynamoDB does.
         names = aws.provision_template(endpoint, {"AwsReadTimeout": "30"}).tables
-        from tests.support import streams
         from tests.support.metering import counting_reads, create_meter  # installs serializable transactions
 
         ddb = wiring.client("dynamodb")
         writes = Writes(ddb, names["EventsTable"])
         writes.register()
-        # The local stack's poller of the events table's stream (the template's batch size, 1,000, and batching
-        # window, 1 s). For the write figures it delivers what was ingested in full batches, as the stream delivers
-        # traffic of 1,000 events/s or more; the lag phase runs it in a thread beside the traffic.
-        streams.set_auto(False)
-        poller = streams.poller()
-
-        def caught_up() -> None:
-            poller.drain()
 
         tenant = ("tenant_bench", "env_bench")
         meters = [
@@ -383,9 +282,6 @@ def main() -> int:
             assert res.status == 202, res.text
             sent += BULK
         bulk_rate = sent / sum(durations)
-        t0 = time.perf_counter()
-        caught_up()
-        counting_seconds = time.perf_counter() - t0
         requests, transactions = writes.requests, writes.transactions
         bulk = writes.settle()
         check = call(
@@ -407,10 +303,6 @@ def main() -> int:
         print(f"  events/s (bulk function, in-process, embedded DynamoDB): {bulk_rate:,.0f}")
         print(f"  slowest 1,000-event bulk: {max(durations):.2f} s (API Gateway allows 30 s)")
         print(
-            f"  counting function: {counting_seconds * 1000 / sent:.2f} s per 1,000 events "
-            "(full batches of 1,000, in-process, embedded DynamoDB)"
-        )
-        print(
             f"  DynamoDB requests per 1,000 events: {requests * 1000 / sent:.1f} "
             f"({transactions} transactions, {sent / max(1, transactions):.1f} events per transaction)"
         )
@@ -420,31 +312,17 @@ def main() -> int:
         writes.reset()
         t0 = time.perf_counter()
         for i in range(SINGLE):
-            at = start + timedelta(days=1, milliseconds=i)  # 1,000 events/s over 50 customers, in time order
+            at = start + timedelta(days=1, milliseconds=i * 60_000 * CUSTOMERS // SINGLE + rng.randrange(1000))
             res = call(
                 "POST", "/api/v1/events", tenant=tenant, body=event_body(10**7 + i, customers[i % CUSTOMERS], at, rng)
             )
             assert res.status == 202, res.text
         single_rate = SINGLE / (time.perf_counter() - t0)
-        caught_up()
         single = writes.settle()
-        print(
-            f"single-event path: {SINGLE} events over {CUSTOMERS} customers through POST /events, one at a time "
-            "(1,000 events/s of event time, counted in full batches)"
-        )
+        print(f"single-event path: {SINGLE} events over {CUSTOMERS} customers through POST /events, one at a time")
         print(f"  events/s (single function, in-process, one client): {single_rate:,.0f}")
-        print(f"  DynamoDB requests per event, counting included: {writes.requests / SINGLE:.2f}")
+        print(f"  DynamoDB requests per event: {writes.requests / SINGLE:.2f}")
         print(f"  {per_event(single, SINGLE)}")
-
-        # -- low traffic: every event its own batch (one event per batching window) ---------------------------
-        writes.reset()
-        quiet = max(1, SINGLE // 10)
-        for i in range(quiet):
-            at = start + timedelta(days=1, hours=1, seconds=3 * i)
-            body = event_body(11 * 10**6 + i, customers[i % CUSTOMERS], at, rng)
-            assert call("POST", "/api/v1/events", tenant=tenant, body=body).status == 202
-            caught_up()
-        print(f"  at low traffic, one event per batch ({quiet} events): {per_event(writes.settle(), quiet)}")
 
         # -- one hot customer: write units per partition key per second of event time ------------------------
         hot = ("tenant_bench_hot", "env_bench")
@@ -457,7 +335,6 @@ def main() -> int:
             assert (
                 call("POST", "/api/v1/events", tenant=hot, body=event_body(2 * 10**7 + i, "hot", at, rng)).status == 202
             )
-        caught_up()
         settled = writes.settle()
         worst = max(settled["by_key"].values()) / seconds
         print(f"one customer at 1,000 single events/s ({HOT_SINGLE} events, {seconds:g} s of event time):")
@@ -474,7 +351,6 @@ def main() -> int:
                 for i in range(BULK)
             ]
             assert call("POST", "/api/v1/events/bulk", tenant=hot, body={"events": events}).status == 202
-        caught_up()
         settled = writes.settle()
         worst = max(settled["by_key"].values()) / seconds
         print(f"one customer at 10,000 bulk events/s ({HOT_BULK} events, {seconds:g} s of event time):")
@@ -482,23 +358,6 @@ def main() -> int:
             f"  busiest partition keys: {hottest(settled, seconds)}; "
             f"500 WU/s per key: {'met' if worst <= 500 else 'EXCEEDED'}"
         )
-
-        # -- the asynchronous lag: how long after its 202 an event shows in usage, under bulk traffic ---------------
-        lag_tenant = ("tenant_bench_lag", "env_bench")
-        create_meter(lag_tenant, "probe", "COUNT")
-        poller.start()
-        lags = measure_lag(call, ddb, names["EventsTable"], lag_tenant, tenant, customers, rng, start)
-        poller.stop.set()
-        poller.join(30)
-        poller.stop.clear()
-        ordered = sorted(lags)
-        print(
-            f"usage reflects an accepted event after: median {ordered[len(ordered) // 2]:.2f} s, "
-            f"p99 {ordered[min(len(ordered) - 1, math.ceil(len(ordered) * 0.99) - 1)]:.2f} s, "
-            f"max {ordered[-1]:.2f} s ({len(ordered)} probes, one every 100 ms, beside a {LAG_BULK}-event bulk every "
-            "second; goal p99 <= 5 s)"
-        )
-        writes.reset()
 
         # -- the same embedded DynamoDB's raw BatchWriteItem ceiling -------------------------------------------
         sample = ddb.get_item(
@@ -551,7 +410,6 @@ def main() -> int:
                 ]
                 assert call("POST", "/api/v1/events/bulk", tenant=reader, body={"events": events}).status == 202
                 stored += count
-            caught_up()
             figures = []
             for mt in read_meters:
                 with counting_reads() as counter:

@@ -4,15 +4,11 @@ Environment (the control surface; tools and tests depend on it):
 
 - ``BILLING_DEV_API_KEY``: the dev API key (otherwise a random one is printed);
 - ``LOCAL_API_PORT`` (3000), ``LOCAL_FUNCTION_URL_PORT`` (3001), ``LOCAL_AWS_PORT`` (5000),
-  ``LOCAL_STRIPE_PORT`` (12111, the Stripe emulator);
+  ``LOCAL_STRIPE_PORT`` (12111, reserved for the Stripe emulator);
 - ``LOCAL_PARAMETER_OVERRIDES``: template parameters, ``"AuthorizerCacheTtl=1 LogLevel=DEBUG"``;
 - ``LOCAL_SQS_RETRY_DELAY``: seconds before a failed SQS message is visible again (2);
 - ``LOCAL_SCHEDULES``: ``auto`` (rate schedules run on their own) or ``manual`` (only on demand);
-- ``LOCAL_CONCURRENCY``: function invocations run at once (8); more wait for a slot;
-- ``LOCAL_WEBHOOK_RETRY_SCHEDULE``: seconds between outbound webhook attempts, ``"1,1,2"`` (default: the
-  deployed 27.6-hour schedule); ``/_local/webhooks/receiver/<name>`` is a receiver to point endpoints at;
-- ``LOCAL_STRIPE_CONNECTION``: ``on`` (the dev environment gets a ready Stripe connection to the emulator, its
-  webhook endpoint registered; ``devstack/stripe_setup.py``) or ``off``.
+- ``LOCAL_CONCURRENCY``: function invocations run at once (8); more wait for a slot.
 """
 
 from __future__ import annotations
@@ -21,7 +17,6 @@ import argparse
 import json
 import logging
 import os
-import re
 import signal
 import socket
 import sys
@@ -37,7 +32,6 @@ from devstack.events import REGION
 from devstack.gateway import ApiGateway, FunctionUrls, Reply, Request
 from devstack.intrinsics import parameter_values, parse_overrides
 from devstack.queues import Poller, queue_depth
-from devstack.receiver import Receivers
 from devstack.runtime import Runtime, reset_billing
 from devstack.schedules import Scheduler
 from devstack.server import HOST, LoopbackServer
@@ -52,19 +46,12 @@ from devstack.stack import (
     split_environments,
     sqs_sources,
 )
-from devstack.streams import StreamPoller, stream_sources
 
 log = logging.getLogger("devstack")
 
 
 def _json(status: int, body: Any) -> Reply:
     return status, [("Content-Type", "application/json")], json.dumps(body, default=str).encode()
-
-
-def _words(logical_id: str) -> list[str]:
-    """``WebhooksStripeIntakeFunction`` → ``["webhooks", "stripe", "intake", "function"]`` (singular forms too)."""
-    words = [w.lower() for w in re.findall(r"[A-Z][a-z0-9]*", logical_id)]
-    return words + [w.removesuffix("s") for w in words]
 
 
 MIN_DEV_KEY_CHARS = 16  # as every API key (billing.services.apikeys)
@@ -83,7 +70,6 @@ class Config:
     automatic_schedules: bool = True
     ready_file: Path | None = None
     concurrency: int = 8
-    stripe_connection: bool = True
 
     @classmethod
     def from_environment(cls, env: dict[str, str], args: argparse.Namespace) -> Config:
@@ -92,9 +78,6 @@ class Config:
         mode = env.get("LOCAL_SCHEDULES", "auto").lower()
         if mode not in ("auto", "manual"):
             raise SystemExit(f"LOCAL_SCHEDULES must be auto or manual, not {mode!r}")
-        connection = env.get("LOCAL_STRIPE_CONNECTION", "on").lower()
-        if connection not in ("on", "off"):
-            raise SystemExit(f"LOCAL_STRIPE_CONNECTION must be on or off, not {connection!r}")
         dev_key = env.get("BILLING_DEV_API_KEY") or None
         if dev_key is not None and len(dev_key.strip()) < MIN_DEV_KEY_CHARS:
             raise SystemExit(
@@ -113,7 +96,6 @@ class Config:
             automatic_schedules=mode == "auto",
             ready_file=Path(args.ready_file) if args.ready_file else None,
             concurrency=int(env.get("LOCAL_CONCURRENCY") or 8),
-            stripe_connection=connection == "on",
         )
 
 
@@ -171,8 +153,6 @@ class LocalStack:
         self.runtime: Runtime | None = None
         self.scheduler: Scheduler | None = None
         self.pollers: list[Poller] = []
-        self.stream_pollers: list[StreamPoller] = []
-        self.receivers = Receivers()
         self.consumed: list[Queue] = []
         self.stack: Stack | None = None
         self.dev: dict[str, str] = {}
@@ -218,9 +198,6 @@ class LocalStack:
                 "POWERTOOLS_TRACE_DISABLED": "true",
                 "POWERTOOLS_METRICS_DISABLED": "true",
                 "POWERTOOLS_SERVICE_NAME": "billing-local",
-                # Outbound webhooks may reach loopback here (the built-in receiver); deployed stacks refuse it.
-                "WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
-                "WEBHOOK_RETRY_SCHEDULE": os.environ.get("LOCAL_WEBHOOK_RETRY_SCHEDULE", ""),
             }
         )
         self.api_server = LoopbackServer(cfg.api_port, self.dispatch_api, "api")
@@ -258,7 +235,6 @@ class LocalStack:
             )
             self.url_server.start()
         self._create_dev_key(stack)
-        self._connect_stripe(urls)
 
         sqs = self.client("sqs")
         for source in sqs_sources(stack, functions):
@@ -269,14 +245,6 @@ class LocalStack:
             self.pollers.append(poller)
             if source.queue not in self.consumed:
                 self.consumed.append(source.queue)
-        streams = self.client("dynamodbstreams")
-        for stream_source in stream_sources(stack, functions):
-            if not stream_source.enabled:
-                log.info("event source %s is disabled", stream_source.name)
-                continue
-            self.stream_pollers.append(
-                StreamPoller(stream_source, streams, self.runtime.invoke, self.stop_event, sqs, cfg.retry_delay)
-            )
         self.scheduler = Scheduler(
             schedules(stack, functions),
             self.runtime.invoke,
@@ -285,8 +253,6 @@ class LocalStack:
         )
         for poller in self.pollers:
             poller.start()
-        for stream_poller in self.stream_pollers:
-            stream_poller.start()
         self.scheduler.start()
         self.ready = True
         self._announce(time.monotonic() - started, len(self.gateway.routes), len(urls))
@@ -308,34 +274,6 @@ class LocalStack:
             "tenant_id": tenant["id"],
             "environment_id": environment["id"],
         }
-
-    def _connect_stripe(self, urls: list[Any]) -> None:
-        """The dev environment's Stripe connection to the emulator, with its webhook endpoint registered."""
-        if not (self.config.stripe_connection and self.stripe is not None and self.dev and self.gateway and urls):
-            return
-        from devstack import stripe_setup
-
-        base = f"http://{HOST}:{self.config.function_url_port}"
-        if len(urls) > 1:  # the first path segment names the function (devstack.gateway.FunctionUrls)
-            intake = next((u.function for u in urls if {"stripe", "webhook"} <= set(_words(u.function))), None)
-            if intake is None:
-                log.info("no webhook function URL: no Stripe connection for the dev environment")
-                return
-            base = f"{base}/{intake}"
-        try:
-            made = stripe_setup.provision(self.gateway, self.dev, self.stripe.url, base)
-        except Exception as exc:  # the stack still serves; the banner then shows no Stripe connection
-            log.error("no Stripe connection for the dev environment: %s", exc)
-            return
-        if made is not None:
-            self.dev.update(
-                {
-                    "stripe_connection_id": made.connection_id,
-                    "stripe_secret_key": made.secret_key,
-                    "stripe_webhook_endpoint_id": made.webhook_endpoint_id,
-                    "stripe_webhook_url": made.webhook_url,
-                }
-            )
 
     def _announce(self, seconds: float, routes: int, urls: int) -> None:
         cfg = self.config
@@ -363,10 +301,6 @@ class LocalStack:
         if self.dev:
             lines.append(f"  Tenant       {self.dev['tenant_id']} / {self.dev['environment_id']}")
             lines.append(f"  API key      {self.dev['api_key']}")
-            if "stripe_connection_id" in self.dev:
-                # The emulator account's key is in the ready file only: logs never carry a connection's secrets.
-                connection, hook = self.dev["stripe_connection_id"], self.dev["stripe_webhook_url"]
-                lines.append(f"  Stripe       connection {connection}, webhooks to {hook}")
             lines.append(f"  Try: curl -H 'x-api-key: {self.dev['api_key']}' {info['api_url']}/api/v1/customers")
         print("\n".join(lines), flush=True)
         if cfg.ready_file:
@@ -384,8 +318,6 @@ class LocalStack:
             self.scheduler.stop()
         for poller in self.pollers:
             poller.join(5)
-        for stream_poller in self.stream_pollers:
-            stream_poller.join(5)
         if self.stripe is not None:
             self.stripe.stop()
         if self.moto is not None:
@@ -442,8 +374,6 @@ class LocalStack:
             if run.ok:
                 return _json(200, {**body, "result": run.result})
             return _json(500, {**body, "error": run.error})
-        if len(parts) == 4 and parts[:3] == ["_local", "webhooks", "receiver"]:
-            return self._receiver(request, parts[3])
         if request.method == "POST" and parts == ["_local", "queues", "drain"]:
             query = dict(parse_qsl(request.query))
             try:
@@ -453,31 +383,14 @@ class LocalStack:
             return self.drain(timeout)
         return _json(404, {"message": "Not Found"})
 
-    def _receiver(self, request: Request, name: str) -> Reply:
-        if request.method == "POST":
-            status = self.receivers.receive(name, request.headers, request.body)
-            return _json(status, {"received": status < 300})
-        if request.method == "GET":
-            return _json(200, self.receivers.listing(name))
-        if request.method == "PUT":
-            return _json(*self.receivers.configure(name, request.body))
-        if request.method == "DELETE":
-            self.receivers.clear(name)
-            return _json(200, {"name": name, "cleared": True})
-        return _json(405, {"message": "Method Not Allowed"})
-
     def drain(self, timeout: float) -> Reply:
-        """200 once every consumed queue and stream is caught up and no handler runs (twice in a row); 504 after
-        ``timeout``."""
+        """200 once every consumed queue is empty and no handler runs (twice in a row); 504 after ``timeout``."""
         assert self.runtime is not None
         sqs = self.client("sqs")
         started = time.monotonic()
         clean = 0
         while True:
             depths = {q.name: queue_depth(sqs, q) for q in self.consumed}
-            # A stream mapping is caught up when no record it would deliver waits and no batch of it runs.
-            for stream_poller in self.stream_pollers:
-                depths[stream_poller.source.name] = int(stream_poller.pending())
             running = self.runtime.running
             clean = clean + 1 if running == 0 and not any(depths.values()) else 0
             waited = round(time.monotonic() - started, 3)
@@ -499,7 +412,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="devstack: %(message)s", stream=sys.stderr)
-    for noisy in ("werkzeug", "botocore", "boto3", "urllib3", "stripe"):
+    for noisy in ("werkzeug", "botocore", "boto3", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if os.environ.get("LOCAL_ACCESS_LOG", "on").lower() == "off":
         logging.getLogger("devstack.access").setLevel(logging.WARNING)

@@ -7,8 +7,7 @@ makes each transaction cost a copy of the whole table. DynamoDB isolates every i
 
 ``install()`` puts one lock around moto's item operations (per process: the embedded server runs in the test
 process) and replaces the transaction with check-all-conditions-then-apply under that lock, which is what
-DynamoDB guarantees. Cancellation reasons keep DynamoDB's shape, one per item. It also answers the stream's
-``GetRecords`` without moto's slow generic serializer (``_fast_stream_reads``).
+DynamoDB guarantees. Cancellation reasons keep DynamoDB's shape, one per item.
 """
 
 from __future__ import annotations
@@ -103,27 +102,4 @@ def install() -> None:
                     )
 
     DynamoDBBackend.transact_write_items = transact_write_items
-    _fast_stream_reads()
     _installed = True
-
-
-def _fast_stream_reads() -> None:
-    """``GetRecords`` answered as plain JSON: the records are kept in their wire shape already, and moto's generic
-    response serializer takes milliseconds per record (half a second for a page of 200). Creation times are epoch
-    seconds on the wire, as DynamoDB Streams sends them."""
-    import json
-    from datetime import datetime
-
-    from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
-
-    def encode(value: Any) -> Any:
-        if isinstance(value, datetime):
-            return value.timestamp()
-        raise TypeError(type(value).__name__)
-
-    def get_records(self: Any) -> str:
-        limit = self._get_param("Limit")
-        result = self.backend.get_records(self._get_param("ShardIterator"), 1000 if limit is None else limit)
-        return json.dumps(result, default=encode)
-
-    DynamoDBStreamsHandler.get_records = get_records

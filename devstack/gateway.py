@@ -65,8 +65,6 @@ class Route:
 
     @property
     def route_key(self) -> str:
-        if self.spec.path == DEFAULT_ROUTE:
-            return DEFAULT_ROUTE
         return f"{self.spec.method} {self.spec.path}"
 
 
@@ -87,27 +85,17 @@ def specificity(path: str, method: str) -> tuple[int, ...]:
     return (*ranks, 0 if method == "ANY" else 1)
 
 
-DEFAULT_ROUTE = "$default"
-
-
 def match_route(routes: list[Route], method: str, path: str) -> tuple[Route, dict[str, str]] | None:
-    """The route API Gateway would pick for ``method path`` and its (decoded) path parameters.
-
-    The ``$default`` route (any method) takes a request that no other route matches.
-    """
+    """The route API Gateway would pick for ``method path`` and its (decoded) path parameters."""
     found = []
-    default = None
     for route in routes:
-        if route.spec.path == DEFAULT_ROUTE:
-            default = route
-            continue
         if route.spec.method not in (method, "ANY"):
             continue
         m = route.regex.match(path)
         if m:
             found.append((route, {k: unquote(v) for k, v in m.groupdict().items()}))
     if not found:
-        return (default, {}) if default is not None else None
+        return None
     return max(found, key=lambda pair: pair[0].rank)
 
 

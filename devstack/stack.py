@@ -107,10 +107,7 @@ def provision(template: dict[str, Any], root: Path, parameters: dict[str, str], 
         stack.tables[logical] = name
         resolver.refs[logical] = name
         resolver.attrs[(logical, "Arn")] = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}"
-        described = clients("dynamodb").describe_table(TableName=name)["Table"]
-        resolver.attrs[(logical, "StreamArn")] = described.get(
-            "LatestStreamArn", f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}/stream/local"
-        )
+        resolver.attrs[(logical, "StreamArn")] = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}/stream/local"
 
     kms = None
     for logical, res in tpl.resources(template, "AWS::KMS::Key").items():

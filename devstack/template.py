@@ -67,8 +67,6 @@ def table_definitions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
                 {"IndexName": g["IndexName"], "KeySchema": g["KeySchema"], "Projection": g["Projection"]}
                 for g in props["GlobalSecondaryIndexes"]
             ]
-        if props.get("StreamSpecification"):
-            args["StreamSpecification"] = {"StreamEnabled": True, **props["StreamSpecification"]}
         if props.get("TimeToLiveSpecification"):
             args["_ttl"] = props["TimeToLiveSpecification"]
         out[name] = args

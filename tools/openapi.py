@@ -1,10 +1,7 @@
 """Generate the API's OpenAPI document from template.yaml and the handlers' pydantic models.
 
-    python tools/openapi.py            # write docs/openapi.json and functions/routes_not_found/routes.json
-    python tools/openapi.py --check    # exit 1 when either is stale
-
-``routes.json`` is the routes' paths and methods, which the ``$default`` route's function reads to answer 405 with
-``Allow`` (a path served with other methods) or 404.
+    python tools/openapi.py            # write docs/openapi.json
+    python tools/openapi.py --check    # exit 1 when docs/openapi.json is stale
 
 Every ``HttpApi`` route of the template is one operation. Its function's ``app.py`` is read (AST, not imported):
 
@@ -44,7 +41,6 @@ from pydantic.json_schema import models_json_schema  # noqa: E402
 from devstack import template as tpl  # noqa: E402
 
 OUTPUT = ROOT / "docs" / "openapi.json"
-ROUTES = ROOT / "functions" / "routes_not_found" / "routes.json"
 API_PREFIX = "/api/v1"
 REF = "#/components/schemas/{model}"
 ERROR_CODES = [
@@ -71,7 +67,7 @@ ERROR_STATUSES = {
     "500": "Internal error",
     "503": "Service unavailable (see Retry-After)",
 }
-PAGING_CALLS = {"page_out", "page", "list_page", "page_of"}
+PAGING_CALLS = {"page", "list_page", "page_of"}
 
 
 @dataclass
@@ -262,7 +258,7 @@ def _shared_components() -> dict[str, Any]:
         },
         "GatewayError": {
             "type": "object",
-            "description": "API Gateway's own answer (no x-api-key header, body over 10 MB, throttling).",
+            "description": "API Gateway's own answer (no x-api-key header, unknown route, throttling).",
             "properties": {"message": {"type": "string"}},
             "required": ["message"],
         },
@@ -272,11 +268,6 @@ def _shared_components() -> dict[str, Any]:
                 "total": {"type": "integer", "minimum": 0},
                 "limit": {"type": "integer", "minimum": 1},
                 "offset": {"type": "integer", "minimum": 0},
-                "next_cursor": {
-                    "type": "string",
-                    "description": "Present when more items follow: send it back as `cursor` (same filter) for the "
-                    "next page, read in O(limit) at any depth.",
-                },
             },
             "required": ["total", "limit", "offset"],
         },
@@ -386,29 +377,20 @@ def render(document: dict[str, Any]) -> str:
     return json.dumps(document, indent=2, sort_keys=False, default=str) + "\n"
 
 
-def routes(template_path: Path = tpl.TEMPLATE) -> str:
-    """``{path: [methods]}`` of every route with a path and a method (not ``$default``, not ``ANY``)."""
-    table: dict[str, list[str]] = {}
-    for op in operations(template_path):
-        table.setdefault(op.path, []).append(op.method.upper())
-    lines = [f"  {json.dumps(path)}: {json.dumps(sorted(methods))}" for path, methods in sorted(table.items())]
-    return "{\n" + ",\n".join(lines) + "\n}\n"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--check", action="store_true", help="fail when the committed document is stale")
     parser.add_argument("--output", type=Path, default=OUTPUT)
     args = parser.parse_args(argv)
-    files = {args.output: render(build()), ROUTES: routes()}
+    text = render(build())
     if args.check:
-        stale = [path for path, text in files.items() if (path.read_text() if path.exists() else "") != text]
-        for path in stale:
-            print(f"{path} is stale: run python tools/openapi.py", file=sys.stderr)
-        return 1 if stale else 0
-    for path, text in files.items():
-        path.write_text(text)
-        print(f"wrote {path} ({text.count(chr(10))} lines)")
+        current = args.output.read_text() if args.output.exists() else ""
+        if current != text:
+            print(f"{args.output} is stale: run python tools/openapi.py", file=sys.stderr)
+            return 1
+        return 0
+    args.output.write_text(text)
+    print(f"wrote {args.output} ({text.count(chr(10))} lines)")
     return 0
 
 

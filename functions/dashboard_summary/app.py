@@ -6,7 +6,7 @@ from billing.services import dashboard
 from billing.timeutil import utcnow
 
 
-@api(nulls=True)  # a rate with nothing to divide by is null, not left out
+@api()
 def lambda_handler(req: Request) -> dict:
     query = req.query_model(DashboardQuery)
     return dashboard_out(dashboard.summary(req.scope, query, utcnow()))

@@ -1,7 +1,7 @@
 """GET /payments: list with query filters and pagination."""
 
 from billing.http import Request, api
-from billing.pagination import page_out
+from billing.pagination import page
 from billing.schemas.payments import PaymentFilter, payment_out
 from billing.services import payments
 
@@ -9,4 +9,4 @@ from billing.services import payments
 @api()
 def lambda_handler(req: Request) -> dict:
     criteria = req.query_model(PaymentFilter)
-    return page_out(payments.search(req.scope, criteria), criteria.limit, criteria.offset, payment_out)
+    return page(payments.search(req.scope, criteria), criteria.limit, criteria.offset, payment_out)

@@ -1,7 +1,7 @@
 """GET /subscriptions: list with query filters and pagination."""
 
 from billing.http import Request, api
-from billing.pagination import page_out
+from billing.pagination import page
 from billing.schemas.subscriptions import SubscriptionFilter, subscription_out
 from billing.services import subscriptions
 
@@ -9,4 +9,4 @@ from billing.services import subscriptions
 @api()
 def lambda_handler(req: Request) -> dict:
     criteria = req.query_model(SubscriptionFilter)
-    return page_out(subscriptions.search(req.scope, criteria), criteria.limit, criteria.offset, subscription_out)
+    return page(subscriptions.search(req.scope, criteria), criteria.limit, criteria.offset, subscription_out)

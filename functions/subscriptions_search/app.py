@@ -1,7 +1,7 @@
 """POST /subscriptions/search: list with a filter body and pagination."""
 
 from billing.http import Request, api
-from billing.pagination import page_out
+from billing.pagination import page
 from billing.schemas.subscriptions import SubscriptionFilter, subscription_out
 from billing.services import subscriptions
 
@@ -9,4 +9,4 @@ from billing.services import subscriptions
 @api(body=SubscriptionFilter)
 def lambda_handler(req: Request) -> dict:
     criteria: SubscriptionFilter = req.body
-    return page_out(subscriptions.search(req.scope, criteria), criteria.limit, criteria.offset, subscription_out)
+    return page(subscriptions.search(req.scope, criteria), criteria.limit, criteria.offset, subscription_out)

@@ -22,18 +22,13 @@ def test_the_committed_document_is_current(generated: dict) -> None:
     assert committed == openapi.render(generated), "docs/openapi.json is stale: run python tools/openapi.py"
 
 
-def test_the_committed_route_table_of_the_default_route_is_current() -> None:
-    committed = openapi.ROUTES.read_text() if openapi.ROUTES.exists() else ""
-    assert committed == openapi.routes(), f"{openapi.ROUTES} is stale: run python tools/openapi.py"
-
-
 def test_every_http_api_route_of_the_template_is_an_operation(generated: dict) -> None:
     template = tpl.load()
     routes = {
         (str(event["Properties"]["Path"]), str(event["Properties"]["Method"]).lower())
         for fn in tpl.functions(template).values()
         for event in fn.events.values()
-        if event.get("Type") == "HttpApi" and event["Properties"]["Path"] != "$default"
+        if event.get("Type") == "HttpApi"
     }
     documented = {(path, method) for path, item in generated["paths"].items() for method in item}
     assert routes and routes == documented

@@ -153,16 +153,9 @@ def assert_no_secrets_logged(stack: LocalStack, secrets: set[str]) -> None:
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[LocalStack]:
-    """template.yaml, with a one-second authorizer cache so revoked keys stop working quickly and outbound webhook
-    retries a second apart."""
+    """template.yaml, with a one-second authorizer cache so revoked keys stop working quickly."""
     yield from _start(
-        [],
-        {
-            "LOCAL_PARAMETER_OVERRIDES": "AuthorizerCacheTtl=1 LogLevel=INFO",
-            "BILLING_DEV_API_KEY": DEV_KEY,
-            # Outbound webhook retries a second apart (deployed: 27.6 hours), so an outage fits in a test.
-            "LOCAL_WEBHOOK_RETRY_SCHEDULE": "1,1,1,1,1,1",
-        },
+        [], {"LOCAL_PARAMETER_OVERRIDES": "AuthorizerCacheTtl=1 LogLevel=INFO", "BILLING_DEV_API_KEY": DEV_KEY}
     )
 
 

@@ -10,7 +10,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import requests
 from flexprice import Flexprice
 from flexprice.models import errors
 
@@ -98,7 +97,7 @@ def test_catalog_through_the_sdk(sdk):
     assert sdk.features.delete_feature(id=feature.id) is not None
 
 
-def test_events_and_usage_through_the_sdk(sdk, stack):
+def test_events_and_usage_through_the_sdk(sdk):
     key = _uid()
     feature = sdk.features.create_feature(
         name="Tokens",
@@ -139,8 +138,6 @@ def test_events_and_usage_through_the_sdk(sdk, stack):
         event_id=f"evt-{key}-0",
         properties={"tokens": "125"},
     )
-    # usage is counted from the events table's stream, about a second after the 202s
-    assert requests.post(f"{stack.api}/_local/queues/drain", timeout=60).status_code == 200
     usage = sdk.events.get_usage_by_meter(
         meter_id=feature.meter_id,
         external_customer_id=customer,
@@ -159,32 +156,3 @@ def test_events_and_usage_through_the_sdk(sdk, stack):
     assert item.feature_id == feature.id and item.meter_id == feature.meter_id
     assert item.total_usage == "185" and item.event_count == 4
     assert sum(int(p.usage) for p in item.points) == 185 and sum(p.event_count for p in item.points) == 4
-
-
-def test_pages_with_limit_offset_and_total_through_the_sdk(sdk):
-    """A page that has more after it carries ``pagination.next_cursor`` too: the SDK's models accept it, and its
-    ``limit``, ``offset`` and ``total`` are Flexprice's."""
-    email = f"sdk-{_uid()}@example.com"
-    made = [sdk.customers.create_customer(external_id=f"sdk-{_uid()}", name="P", email=email).id for _ in range(3)]
-    first = sdk.customers.query_customer(email=email, limit=2, offset=0)
-    assert (first.pagination.total, first.pagination.limit, first.pagination.offset) == (3, 2, 0)
-    rest = sdk.customers.query_customer(email=email, limit=2, offset=2)
-    assert [c.id for c in first.items + rest.items] == list(reversed(made))
-
-
-def test_wallet_top_up_and_balance_through_the_sdk(sdk):
-    customer = sdk.customers.create_customer(external_id=f"sdk-wallet-{_uid()}", name="Wallet Co")
-    wallet = sdk.wallets.create_wallet(currency="usd", customer_id=customer.id, conversion_rate="1")
-    assert wallet.id.startswith("wallet_") and wallet.credit_balance == "0" and wallet.wallet_status == "active"
-    key = f"grant-{_uid()}"
-    done = sdk.wallets.top_up_wallet(
-        id=wallet.id, transaction_reason="FREE_CREDIT_GRANT", credits_to_add="25.5", idempotency_key=key, priority=1
-    )
-    assert done.wallet_transaction.type == "credit" and done.wallet_transaction.credit_amount == "25.5"
-    again = sdk.wallets.top_up_wallet(
-        id=wallet.id, transaction_reason="FREE_CREDIT_GRANT", credits_to_add="25.5", idempotency_key=key, priority=1
-    )
-    assert again.wallet_transaction.id == done.wallet_transaction.id
-    balance = sdk.wallets.get_wallet_balance(id=wallet.id)
-    assert balance.real_time_credit_balance == "25.5" and balance.real_time_balance == "25.50"
-    assert [w.id for w in sdk.wallets.get_wallets_by_customer_id(id=customer.id)] == [wallet.id]

@@ -251,7 +251,7 @@ def test_zero_total_is_skipped_without_a_number(tenant, queue):
     use(tenant, ctx, 5, "2026-02-20T00:00:00Z")
     run_scheduler(queue, at("2026-03-16T00:00:00Z"), tenant)
     skipped, billed = cycle_invoices(tenant)
-    assert skipped["invoice_status"] == "SKIPPED" and "invoice_number" not in skipped
+    assert skipped["invoice_status"] == "SKIPPED" and skipped["invoice_number"] is None
     assert skipped["total"] == "0.00" and skipped["amount_due"] == "0.00"
     assert billed["invoice_status"] == "FINALIZED" and billed["invoice_number"] == "INV-000001"
     assert billed["total"] == "0.50"

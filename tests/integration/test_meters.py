@@ -8,7 +8,7 @@ from decimal import Decimal
 from billing import wiring
 from billing.scope import Scope
 from billing.services.meters import meters_for_event
-from tests.support.api import call, pagination
+from tests.support.api import call
 
 METER_FIELDS = {
     "id",
@@ -130,7 +130,7 @@ def test_list_meters_filters_and_pagination(tenant):
     ids = [feature_with_meter(tenant, name=f"F{i}", event_name=f"e{i % 2}")["meter_id"] for i in range(4)]
     res = call("GET", "/api/v1/meters", tenant=tenant, query={"limit": 2, "offset": 1})
     assert res.status == 200, res.text
-    assert pagination(res.body) == {"total": 4, "limit": 2, "offset": 1}
+    assert res.body["pagination"] == {"total": 4, "limit": 2, "offset": 1}
     assert [m["id"] for m in res.body["items"]] == [ids[2], ids[1]]
     res = call("GET", "/api/v1/meters", tenant=tenant, query={"event_name": "e1", "order": "asc"}).body
     assert [m["id"] for m in res["items"]] == [ids[1], ids[3]]

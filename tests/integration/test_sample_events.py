@@ -32,9 +32,6 @@ def test_sample_event_runs(path: Path, aws_endpoint: str) -> None:
     if path.parent.name == "schedule":
         assert isinstance(result, dict), result
         return
-    if "shardId" in event:  # a stream batch with a tumbling window answers its (unused) state
-        assert result == {"state": {}}, result
-        return
     if "Records" in event:
         assert isinstance(result, dict) and "batchItemFailures" in result
         return

@@ -10,11 +10,7 @@ from urllib.parse import urlencode
 
 from devstack import template as tpl
 from devstack.events import LambdaContext, http_api_event, route_regex
-from devstack.gateway import specificity
 from devstack.loader import load_handler
-
-# Functions whose accepted events are counted from the events table's stream (tests/support/streams.py).
-INGESTING = frozenset({"EventsIngestFunction", "EventsBulkFunction"})
 
 
 @dataclass(frozen=True)
@@ -32,8 +28,7 @@ def routes() -> list[tuple[Route, Any]]:
             if ev.get("Type") == "HttpApi":
                 props = ev["Properties"]
                 out.append((Route(fn.logical_id, props["Method"].upper(), props["Path"]), route_regex(props["Path"])))
-    # The most specific route first, as API Gateway picks it (``/customers/usage`` before ``/customers/{id}``).
-    return sorted(out, key=lambda pair: specificity(pair[0].path, pair[0].method), reverse=True)
+    return out
 
 
 @cache
@@ -93,15 +88,4 @@ def call(
     )
     fn = _function(route.function)
     result = load_handler(fn.module_path, fn.attribute)(event, LambdaContext(route.function))
-    if route.function in INGESTING:
-        from tests.support import streams
-
-        if streams.auto_drain():
-            # What the stream's poller does within its batching window: count what was accepted.
-            streams.drain()
     return Response(result["statusCode"], result.get("headers") or {}, result.get("body") or "")
-
-
-def pagination(body: Any) -> dict[str, Any]:
-    """A list's ``pagination`` without its ``next_cursor`` (an opaque value; tests follow it, never spell it)."""
-    return {k: v for k, v in body["pagination"].items() if k != "next_cursor"}

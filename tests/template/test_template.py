@@ -205,18 +205,9 @@ def test_read_only_functions_get_read_only_policies() -> None:
                     assert not writes & set(statement["Action"]), f"{name} serves GET but may write"
 
 
-def _open_route(event: dict[str, Any]) -> bool:
-    """The ``$default`` route, open to every caller: no API key, so none to count (and no other open route)."""
-    props = event.get("Properties") or {}
-    if (props.get("Auth") or {}).get("Authorizer") != "NONE":
-        return False
-    assert props["Path"] == "$default", f"only the $default route may be open, not {props['Path']}"
-    return True
-
-
 def test_every_api_function_may_count_requests_and_no_other_function_may() -> None:
     for name, fn in FUNCTIONS.items():
-        serves_api = any(ev.get("Type") == "HttpApi" and not _open_route(ev) for ev in fn.events.values())
+        serves_api = any(ev.get("Type") == "HttpApi" for ev in fn.events.values())
         counting = [s for s in _statements(fn) if _on_rate_limit_table_only(s)]
         if serves_api:
             assert [s["Action"] for s in counting] == [["dynamodb:UpdateItem"]], f"{name}: per-key limit not allowed"
@@ -228,20 +219,13 @@ def test_routes_are_under_api_v1_and_unique() -> None:
     seen = set()
     for name, fn in FUNCTIONS.items():
         for ev in fn.events.values():
-            if ev.get("Type") != "HttpApi" or _open_route(ev):
+            if ev.get("Type") != "HttpApi":
                 continue
             props = ev["Properties"]
             assert props["Path"].startswith("/api/v1/"), f"{name}: {props['Path']}"
             key = (props["Method"].upper(), props["Path"])
             assert key not in seen, f"duplicate route {key}"
             seen.add(key)
-
-
-def test_the_default_route_answers_what_no_route_takes_and_reads_nothing() -> None:
-    fn = FUNCTIONS["RoutesNotFoundFunction"]
-    [event] = fn.events.values()
-    assert event["Type"] == "HttpApi" and event["Properties"]["Method"] == "ANY" and _open_route(event)
-    assert not fn.properties.get("Policies"), "it reads no data"
 
 
 def test_api_is_behind_the_api_key_authorizer_with_cache() -> None:
@@ -360,11 +344,9 @@ def test_one_stripe_call_gives_up_within_the_timeout_of_every_function_that_call
     decrypting = {name for name, fn in FUNCTIONS.items() if any("kms:Decrypt" in s["Action"] for s in _statements(fn))}
     # The webhook intake decrypts only the signing secret: it verifies signatures locally and never calls Stripe.
     assert "WebhooksStripeIntakeFunction" in decrypting
-    # The outbound webhook worker decrypts endpoints' signing secrets; it calls operators' receivers, not Stripe.
-    assert "WebhookDeliveryWorkerFunction" in decrypting
     # Creating or updating a connection checks the secret key given in the request with Stripe (no decryption).
     checking = {"ConnectionsCreateFunction", "ConnectionsUpdateFunction"}
-    callers = (decrypting - {"WebhooksStripeIntakeFunction", "WebhookDeliveryWorkerFunction"}) | checking
+    callers = (decrypting - {"WebhooksStripeIntakeFunction"}) | checking
     assert all(_reaches(FUNCTIONS[name].code_uri / "app.py", "billing.stripe_gateway") for name in callers)
     assert {"PaymentsCreateFunction", "StripeSyncWorkerFunction", "WebhooksStripeProcessorFunction"} <= callers
     for name in callers:

@@ -132,10 +132,8 @@ def test_the_repository_template_resolves_and_has_no_conflicts():
     assert overlays == {}
     assert base["ENTITIES_TABLE"] == "EntitiesTable" and base["STAGE"] == "dev"
     routes = http_routes(stack, functions)
-    # every route is authorized except the open $default catch-all, which answers 404/405 and touches nothing
-    open_routes = [(r.method, r.path, r.function) for r in routes if r.authorizer is None]
-    assert routes and open_routes == [("ANY", "$default", "RoutesNotFoundFunction")]
-    authorizer = next(r.authorizer for r in routes if r.authorizer is not None)
+    assert routes and all(r.authorizer is not None for r in routes)
+    authorizer = routes[0].authorizer
     assert authorizer is not None
     assert authorizer.function == "AuthorizerFunction" and authorizer.identity_headers == ["x-api-key"]
     assert authorizer.ttl_seconds == 300 and authorizer.simple_responses

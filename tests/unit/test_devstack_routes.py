@@ -44,15 +44,6 @@ def test_exact_route_wins_over_path_variables():
     assert pick(TABLE, "GET", "/api/v1/files/readme") == ("GET /api/v1/files/readme", {})
 
 
-def test_the_default_route_takes_only_what_no_other_route_matches():
-    table = [*TABLE, *routes("ANY $default")]
-    assert pick(table, "PATCH", "/api/v1/customers") == ("ANY $default", {})
-    assert pick(table, "GET", "/nothing") == ("ANY $default", {})
-    assert pick(table, "GET", "/api/v1/customers") == ("GET /api/v1/customers", {})
-    assert match_route(table, "GET", "/nothing")[0].route_key == "$default"  # type: ignore[index]
-    assert pick(TABLE, "GET", "/nothing") is None  # without one, API Gateway's own 404
-
-
 def test_path_variable_match_and_decoding():
     assert pick(TABLE, "GET", "/api/v1/customers/cust_1") == ("GET /api/v1/customers/{id}", {"id": "cust_1"})
     assert pick(TABLE, "GET", "/api/v1/customers/external/a%2Fb%20c") == (

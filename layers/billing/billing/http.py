@@ -42,26 +42,6 @@ def _default(value: Any) -> Any:
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
 
 
-# A field that has no value is left out of a response, as Flexprice does (its spec marks no response field required).
-# Kept where null means something: a tier's ``up_to`` is null for the last, unbounded tier (Flexprice's spec says so).
-NULL_MEANS_SOMETHING = frozenset({"up_to"})
-# Values returned as the client sent them (an event's properties may hold nulls of the client's own).
-AS_SENT = frozenset({"properties"})
-
-
-def omit_absent(value: Any) -> Any:
-    """``value`` without the ``None`` fields of its objects, at every depth (see ``NULL_MEANS_SOMETHING``)."""
-    if isinstance(value, dict):
-        return {
-            key: item if key in AS_SENT else omit_absent(item)
-            for key, item in value.items()
-            if item is not None or key in NULL_MEANS_SOMETHING
-        }
-    if isinstance(value, list):
-        return [omit_absent(item) for item in value]
-    return value
-
-
 def dumps(value: Any) -> str:
     return json.dumps(value, default=_default, separators=(",", ":"))
 
@@ -209,13 +189,8 @@ def api(
     status: int = 200,
     body: type[BaseModel] | None = None,
     authenticated: bool = True,
-    nulls: bool = False,
 ) -> Callable[[Callable[[Request], Any]], Callable[[dict[str, Any], Any], dict[str, Any]]]:
-    """Wrap a request function into a Lambda handler with the shared decorators and error map.
-
-    A success body leaves out fields without a value (``omit_absent``); ``nulls=True`` keeps them, for the answers of
-    our own that are not Flexprice's and where null is a figure (a rate with nothing to divide by).
-    """
+    """Wrap a request function into a Lambda handler with the shared decorators and error map."""
 
     def decorate(fn: Callable[[Request], Any]) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
         @functools.wraps(fn)
@@ -253,7 +228,7 @@ def api(
                 return error_response(BillingError("internal error"))
             if isinstance(result, dict) and "statusCode" in result:
                 return result
-            return response(status, result if nulls else omit_absent(result))
+            return response(status, result)
 
         return handler
 

@@ -18,20 +18,12 @@ PREFIXES = {
     "invoice_line": "inv_line",
     "payment": "pay",
     "wallet": "wallet",
-    "wallet_transaction": "wtx",
-    "coupon": "coupon",
-    "coupon_association": "coupon_assoc",
-    "tax_rate": "taxrate",
-    "tax_association": "taxassoc",
     "connection": "conn",
     "entity_mapping": "eim",
     "event": "event",
     "tenant": "tenant",
     "environment": "env",
     "api_key": "key",
-    "webhook_endpoint": "ep",
-    "entitlement": "ent",
-    "webhook_message": "msg",
 }
 
 

@@ -50,21 +50,8 @@ class Settings:
     aws_connect_timeout: float = 2.0
     aws_read_timeout: float = 5.0
     rate_limit_table: str | None = None
-    # The events table's stream: period-end invoicing reads how far counting has come (docs/metering.md).
-    events_stream_arn: str | None = None
     api_key_rate_limit: int = 6000
     api_key_rate_window_seconds: int = 60
-    # Outbound webhooks (docs/webhooks-out.md): the outbox table written in the transactions that change state,
-    # the delivery queue and its dead-letter queue, whether targets may be private or loopback addresses (the
-    # local stack only), the seconds waited between attempts, one attempt's timeout, how long messages and
-    # delivery records are kept.
-    outbox_table: str = "billing-outbox"
-    webhook_delivery_queue_url: str | None = None
-    webhook_delivery_dlq_url: str | None = None
-    webhook_allow_private_targets: bool = False
-    webhook_retry_schedule: tuple[int, ...] = ()
-    webhook_attempt_timeout: float = 10.0
-    webhook_message_days: int = 30
 
 
 def _int(name: str, default: int) -> int:
@@ -108,16 +95,8 @@ def get_settings() -> Settings:
         aws_connect_timeout=_float("BILLING_AWS_CONNECT_TIMEOUT", 2.0),
         aws_read_timeout=_float("BILLING_AWS_READ_TIMEOUT", 5.0),
         rate_limit_table=env.get("RATE_LIMIT_TABLE") or None,
-        events_stream_arn=env.get("EVENTS_STREAM_ARN") or None,
         api_key_rate_limit=_int("API_KEY_RATE_LIMIT", 6000),
         api_key_rate_window_seconds=max(1, _int("API_KEY_RATE_WINDOW_SECONDS", 60)),
-        outbox_table=env.get("OUTBOX_TABLE", "billing-outbox"),
-        webhook_delivery_queue_url=env.get("WEBHOOK_DELIVERY_QUEUE_URL") or None,
-        webhook_delivery_dlq_url=env.get("WEBHOOK_DELIVERY_DLQ_URL") or None,
-        webhook_allow_private_targets=env.get("WEBHOOK_ALLOW_PRIVATE_TARGETS", "").lower() == "true",
-        webhook_retry_schedule=tuple(int(x) for x in env.get("WEBHOOK_RETRY_SCHEDULE", "").split(",") if x.strip()),
-        webhook_attempt_timeout=_float("WEBHOOK_ATTEMPT_TIMEOUT", 10.0),
-        webhook_message_days=_int("WEBHOOK_MESSAGE_DAYS", 30),
     )
 
 

@@ -28,7 +28,6 @@ def _config() -> Config:
         connect_timeout=settings.aws_connect_timeout,
         read_timeout=settings.aws_read_timeout,
         retries={"total_max_attempts": settings.aws_max_attempts, "mode": "standard"},
-        max_pool_connections=32,  # bulk ingestion writes 16 events at a time
     )
 
 
@@ -70,11 +69,6 @@ def events() -> Table:
 
 
 @lru_cache(maxsize=1)
-def outbox() -> Table:
-    return Table(client("dynamodb"), get_settings().outbox_table)
-
-
-@lru_cache(maxsize=1)
 def rate_limits() -> Table | None:
     name = get_settings().rate_limit_table
     return Table(client("dynamodb"), name) if name else None
@@ -86,6 +80,5 @@ def reset() -> None:
     client.cache_clear()
     entities.cache_clear()
     events.cache_clear()
-    outbox.cache_clear()
     rate_limits.cache_clear()
     lean.entities_reader.cache_clear()

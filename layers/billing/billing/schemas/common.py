@@ -124,8 +124,6 @@ class ListFilter(Edge):
     status: Status | None = None
     start_time: Timestamp | None = None
     end_time: Timestamp | None = None
-    # An opaque position returned as ``pagination.next_cursor``: the page after it, read in O(limit) at any depth.
-    cursor: str | None = Field(default=None, max_length=1024)
     # Flexprice's generic filter conditions. Refused when present rather than ignored: a filter that is asked for
     # and not applied would answer records the caller meant to exclude. An empty list is accepted.
     filters: list[Any] | None = None

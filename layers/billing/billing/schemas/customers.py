@@ -9,7 +9,6 @@ from zoneinfo import available_timezones
 from pydantic import Field, field_validator
 
 from billing.schemas.common import CsvList, Edge, ListFilter, Metadata
-from billing.schemas.taxes import TaxRateOverride
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _COUNTRY = re.compile(r"^[A-Za-z]{2}$")
@@ -89,7 +88,6 @@ class CustomerCreate(_CustomerFields):
     external_id: str = Field(min_length=1, max_length=255)
     name: str = Field(min_length=1, max_length=255)
     integration_entity_mapping: list[IntegrationLink] | None = Field(default=None, max_length=5)
-    tax_rate_overrides: list[TaxRateOverride] | None = Field(default=None, max_length=10)
 
     @field_validator("integration_entity_mapping")
     @classmethod

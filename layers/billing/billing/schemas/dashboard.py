@@ -16,7 +16,6 @@ from billing.timeutil import iso
 DEFAULT_SPAN = timedelta(days=30)
 MAX_SPAN = timedelta(days=366)
 RATE_QUANTUM = Decimal("0.0001")
-ZERO = Decimal(0)
 
 RESPONSE_FIELDS = ("period", "currency", "revenue", "invoices", "payments", "subscriptions", "customers")
 
@@ -74,14 +73,7 @@ def rate(part: int, whole: int) -> str | None:
 def _revenue_out(currency: str, figures: dict[str, Any]) -> dict[str, Any]:
     return {
         "currency": currency,
-        # invoiced_total is what invoices ask for: after discounts and prepaid credits, with taxes. The figures
-        # before them, and revenue without tax (invoiced_total - taxes_total), say what each adjustment took.
         "invoiced_total": format_money(figures["invoiced"], currency),
-        "subtotal_before_adjustments": format_money(figures.get("subtotal", ZERO), currency),
-        "discounts_total": format_money(figures.get("discounts", ZERO), currency),
-        "credits_applied_total": format_money(figures.get("credits", ZERO), currency),
-        "taxes_total": format_money(figures.get("taxes", ZERO), currency),
-        "invoiced_excluding_tax": format_money(figures["invoiced"] - figures.get("taxes", ZERO), currency),
         "paid_total": format_money(figures["paid"], currency),
         "outstanding_total": format_money(figures["outstanding"], currency),
         "invoice_count": figures["invoice_count"],

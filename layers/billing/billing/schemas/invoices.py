@@ -135,9 +135,6 @@ def line_out(invoice: dict[str, Any], line: dict[str, Any]) -> dict[str, Any]:
         "price_unit_amount": None if line.get("price_unit_amount") is None else format(line["price_unit_amount"], "f"),
         "period_start": line.get("period_start"),
         "period_end": line.get("period_end"),
-        "line_item_discount": _money(line.get("line_item_discount", 0), currency),
-        "invoice_level_discount": _money(line.get("invoice_level_discount", 0), currency),
-        "prepaid_credits_applied": _money(line.get("prepaid_credits_applied", 0), currency),
         "metadata": {**(line.get("metadata") or {}), "line_type": line.get("kind", "charge")},
         "status": "published",
         "tenant_id": invoice["tenant_id"],
@@ -181,52 +178,6 @@ _PLAIN = (
 _MONEY = ("amount_due", "amount_paid", "amount_remaining", "subtotal", "total")
 
 
-def _coupon_application(invoice: dict[str, Any], app: dict[str, Any]) -> dict[str, Any]:
-    currency = invoice["currency"]
-    percentage = app.get("discount_percentage")
-    return {
-        "id": app.get("id"),
-        "invoice_id": invoice.get("id"),
-        "subscription_id": invoice.get("subscription_id"),
-        "coupon_id": app["coupon_id"],
-        "coupon_association_id": app.get("coupon_association_id"),
-        "invoice_line_item_id": app.get("invoice_line_item_id"),
-        "discount_type": app["discount_type"],
-        "discount_percentage": None if percentage is None else format(Decimal(str(percentage)), "f"),
-        "original_price": _money(app["original_price"], currency),
-        "discounted_amount": _money(app["discounted_amount"], currency),
-        "final_price": _money(app["final_price"], currency),
-        "currency": currency,
-        "applied_at": invoice.get("finalized_at") or invoice.get("created_at"),
-        "status": "published",
-    }
-
-
-def _applied_tax(invoice: dict[str, Any], tax: dict[str, Any]) -> dict[str, Any]:
-    currency = invoice["currency"]
-    rate = {
-        "id": tax["tax_rate_id"],
-        "name": tax.get("name"),
-        "code": tax.get("code"),
-        "tax_rate_type": tax["tax_rate_type"],
-        "percentage_value": None if tax.get("percentage_value") is None else str(tax["percentage_value"]),
-        "fixed_value": None if tax.get("fixed_value") is None else str(tax["fixed_value"]),
-    }
-    return {
-        "id": tax.get("id"),
-        "tax_rate_id": tax["tax_rate_id"],
-        "tax_association_id": tax.get("tax_association_id"),
-        "entity_type": "invoice",
-        "entity_id": invoice.get("id"),
-        "taxable_amount": _money(tax["taxable_amount"], currency),
-        "tax_amount": _money(tax["tax_amount"], currency),
-        "currency": currency,
-        "tax_rate": rate,
-        "applied_at": invoice.get("finalized_at") or invoice.get("created_at"),
-        "status": "published",
-    }
-
-
 def invoice_out(record: dict[str, Any]) -> dict[str, Any]:
     currency = record["currency"]
     out: dict[str, Any] = {field: record.get(field) for field in _PLAIN}
@@ -248,13 +199,8 @@ def invoice_out(record: dict[str, Any]) -> dict[str, Any]:
     out["refunded_amount"] = _money(record.get("refunded_amount", 0), currency)
     out["disputed_amount"] = _money(record.get("disputed_amount", 0), currency)
     out["rounding_adjustment"] = _money(record.get("rounding_adjustment", 0), currency)
-    for field in ("total_discount", "total_tax", "total_prepaid_credits_applied"):
-        out[field] = _money(record.get(field, 0), currency)
-    out["coupon_applications"] = [_coupon_application(record, app) for app in record.get("coupon_applications") or []]
-    out["taxes"] = [_applied_tax(record, tax) for tax in record.get("taxes") or []]
-    out["credit_applications"] = [
-        {**app, "amount": _money(app["amount"], currency)} for app in record.get("credit_applications") or []
-    ]
+    out["total_discount"] = format_money(Decimal(0), currency)
+    out["total_tax"] = format_money(Decimal(0), currency)
     out["billing_sequence"] = None if record.get("billing_sequence") is None else int(record["billing_sequence"])
     out["version"] = None if record.get("version") is None else int(record["version"])
     out["metadata"] = record.get("metadata") or {}

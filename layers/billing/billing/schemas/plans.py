@@ -10,8 +10,8 @@ from pydantic import Field, StrictInt, field_validator
 from billing.schemas.common import CsvList, Edge, ListFilter, Metadata
 from billing.schemas.prices import PriceFields, price_out
 
-MAX_INLINE_PRICES = 97
-"""The plan and its inline prices are one DynamoDB transaction (at most 100 items, two of them the counts)."""
+MAX_INLINE_PRICES = 99
+"""The plan and its inline prices are one DynamoDB transaction (at most 100 items)."""
 
 DisplayOrder = Annotated[StrictInt, Field(ge=-1_000_000, le=1_000_000)]
 

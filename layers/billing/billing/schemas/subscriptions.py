@@ -9,9 +9,7 @@ from pydantic import Field, StrictInt, field_validator, model_validator
 
 from billing.domain.money import is_supported
 from billing.schemas.common import CsvList, Edge, ListFilter, Metadata, Timestamp
-from billing.schemas.coupons import CouponModify, SubscriptionCouponInput
 from billing.schemas.prices import amount_text, currency_symbol, tier_out
-from billing.schemas.taxes import TaxRateOverride
 from billing.timeutil import iso, parse_iso
 
 BillingPeriod = Literal["DAILY", "WEEKLY", "MONTHLY", "QUARTERLY", "HALF_YEARLY", "ANNUAL"]
@@ -40,10 +38,6 @@ class SubscriptionCreate(Edge):
     payment_behavior: PaymentBehavior = "default_active"
     lookup_key: str | None = Field(default=None, max_length=255)
     metadata: Metadata | None = None
-    subscription_coupons: list[SubscriptionCouponInput] | None = Field(default=None, max_length=10)
-    coupons: list[str] | None = Field(default=None, max_length=10)  # Flexprice's deprecated form (coupon ids)
-    line_item_coupons: dict[str, list[str]] | None = None  # deprecated: price id -> coupon ids
-    tax_rate_overrides: list[TaxRateOverride] | None = Field(default=None, max_length=10)
 
     @field_validator(
         "customer_id",
@@ -88,13 +82,6 @@ class SubscriptionCreate(Edge):
         return self
 
 
-class SubscriptionModify(Edge):
-    """``ExecuteSubscriptionModifyRequest``: coupon changes (other modification types are not offered)."""
-
-    type: Literal["coupon"]
-    coupon_params: CouponModify
-
-
 class SubscriptionCancel(Edge):
     cancellation_type: CancellationType
     reason: str | None = Field(default=None, max_length=1000)
@@ -103,8 +90,8 @@ class SubscriptionCancel(Edge):
 
     @model_validator(mode="after")
     def _scheduled(self) -> SubscriptionCancel:
-        if self.cancellation_type == "scheduled_date" and self.cancel_at is None:
-            raise ValueError("cancel_at is required for cancellation_type scheduled_date")
+        if self.cancellation_type == "scheduled_date":
+            raise ValueError("cancellation_type scheduled_date is not supported: use immediate or end_of_period")
         return self
 
 
@@ -248,19 +235,6 @@ def subscription_out(record: dict[str, Any]) -> dict[str, Any]:
     out["metadata"] = record.get("metadata") or {}
     out["cancel_at_period_end"] = bool(record.get("cancel_at_period_end"))
     out["line_items"] = [line_item_out(record, line) for line in record.get("line_items") or []]
-    out["tax_rates"] = [
-        {k: t.get(k) for k in ("tax_rate_id", "tax_association_id", "code", "name", "tax_rate_type", "priority")}
-        | {
-            "percentage_value": None if t.get("percentage_value") is None else str(t["percentage_value"]),
-            "fixed_value": None if t.get("fixed_value") is None else str(t["fixed_value"]),
-        }
-        for t in record.get("tax_rates") or []
-    ]
-    out["coupon_associations"] = [
-        {k: a.get(k) for k in ("id", "coupon_id", "price_id", "subscription_line_item_id", "start_date", "end_date")}
-        | {"status": a.get("status"), "subscription_id": record["id"]}
-        for a in record.get("coupon_associations") or []
-    ]
     return out
 
 

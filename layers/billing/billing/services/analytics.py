@@ -15,14 +15,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from billing import wiring
 from billing.domain import metering as m
 from billing.errors import InvalidOperation, ValidationFailed
 from billing.schemas.events import GROUPS_KEPT, UsageAnalyticsQuery
 from billing.scope import Scope
 from billing.services import usage
-from billing.store import catalog, listing, tracking
-from billing.store.entities import ACTIVE, ARCHIVED
+from billing.store import catalog
 from billing.timeutil import iso
 
 MAX_FEATURES = 200
@@ -151,16 +149,11 @@ def environment_usage(scope: Scope, start: datetime, end: datetime) -> Environme
             "events": 0,
             "customers": 0,
         }
+    customers = [c for c in catalog.customers().list(scope) if c.get("external_id")]
+    if len(customers) > MAX_CUSTOMERS:
+        customers, out.truncated = customers[:MAX_CUSTOMERS], True
     if start >= end or not names:
         return out
-    # The newest MAX_CUSTOMERS customers (published or archived) from the state index, ids only: never the partition.
-    parts = [
-        listing.Partition(tracking.state_pk(scope, "customer", s), tracking.STATE_INDEX) for s in (ACTIVE, ARCHIVED)
-    ]
-    window = listing.Window(MAX_CUSTOMERS, projection=("id", "external_id"))
-    page = listing.indexed_page(wiring.entities(), parts, window, total=0)
-    customers = [c for c in page.items if c.get("external_id")]
-    out.truncated = page.next_cursor is not None
     days = _day_span(start, end)
     for customer in customers:
         external = str(customer["external_id"])

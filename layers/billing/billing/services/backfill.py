@@ -19,9 +19,9 @@ from billing import wiring
 from billing.domain import metering as m
 from billing.observability import logger, metrics
 from billing.scope import Scope
-from billing.services.events import EVENT_SK, event_pk, indexed, write_entries
+from billing.services.events import EVENT_SK, event_pk, name_index_pk, write_entries
 from billing.settings import get_settings
-from billing.store import catalog, event_index
+from billing.store import catalog
 from billing.store.counters import Entry
 from billing.timeutil import parse_iso
 
@@ -130,8 +130,9 @@ def run(body: Mapping[str, Any], time_left_ms: Callable[[], int] | None = None) 
         batch.clear()
         return write_entries(table, scope, by_customer) if by_customer else 0
 
-    after = "" if lo == "0" else lo
-    for item in indexed(scope, event_index.BY_NAME, meter.event_name, "0", _END, after=after):
+    for item in table.query_pages(name_index_pk(scope, meter.event_name), index="GSI1", sk_between=(lo, _END)):
+        if item["GSI1SK"] == lo:
+            continue
         batch.append(item)
         examined += 1
         if len(batch) >= PAGE:

@@ -10,38 +10,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from billing import wiring
-from billing.domain import webhooks_out as hooks
 from billing.errors import AlreadyExists, NotFound, ValidationFailed, VersionConflict, not_found
 from billing.ids import new_id
 from billing.observability import logger, metrics
 from billing.schemas.customers import CustomerCreate, CustomerFilter, CustomerUpdate
 from billing.scope import Scope
-from billing.services import mappings, outbox, stripe_sync, taxes
-from billing.store import catalog, listing
+from billing.services import mappings, stripe_sync
+from billing.store import catalog
 from billing.store.dynamo import ConditionFailed
 from billing.store.entities import ACTIVE, ARCHIVED
 from billing.timeutil import iso, parse_iso, utcnow
 
 UNIQUE_FIELD = "external_id"
-KIND = "customer"
-
-
-def external_id_key(scope: Scope, external_id: str) -> str:
-    """GSI1 partition of the customers (published or archived) that have held one external id."""
-    return f"{scope.prefix}#customer_external#{external_id}"
-
-
-def email_key(scope: Scope, email: str) -> str:
-    """GSI2 partition of the customers with one email address (compared without case)."""
-    return f"{scope.prefix}#customer_email#{email.strip().lower()}"
-
-
-def indexes(scope: Scope, record: dict[str, Any]) -> dict[str, str]:
-    out = {"GSI1PK": external_id_key(scope, str(record["external_id"])), "GSI1SK": str(record["id"])}
-    if record.get("email"):
-        out.update(GSI2PK=email_key(scope, str(record["email"])), GSI2SK=str(record["id"]))
-    return out
 
 
 def create(scope: Scope, request: CustomerCreate, actor: str = "api") -> dict[str, Any]:
@@ -50,7 +30,7 @@ def create(scope: Scope, request: CustomerCreate, actor: str = "api") -> dict[st
         "id": new_id("customer"),
         "tenant_id": scope.tenant_id,
         "environment_id": scope.environment_id,
-        **request.model_dump(exclude_none=True, exclude={"integration_entity_mapping", "tax_rate_overrides"}),
+        **request.model_dump(exclude_none=True, exclude={"integration_entity_mapping"}),
         "timezone": request.timezone or "UTC",
         "metadata": request.metadata or {},
         "status": ACTIVE,
@@ -60,15 +40,7 @@ def create(scope: Scope, request: CustomerCreate, actor: str = "api") -> dict[st
         "updated_by": actor,
         "version": 1,
     }
-    event = outbox.event(scope, hooks.CUSTOMER_CREATED, "customer", record)
-    _, tax_ops = taxes.for_customer(scope, record["id"], request.tax_rate_overrides or [], utcnow())
-    created = catalog.customers().create(
-        scope,
-        record,
-        indexes=indexes(scope, record),
-        unique={UNIQUE_FIELD: request.external_id},
-        extra_ops=[event, *tax_ops],
-    )
+    created = catalog.customers().create(scope, record, unique={UNIQUE_FIELD: request.external_id})
     metrics.add_metric(name="CustomerCreated", unit="Count", value=1)
     links = request.integration_entity_mapping or []
     for link in links:
@@ -121,36 +93,8 @@ def resolve(scope: Scope, customer_id: str | None, external_id: str | None) -> d
     raise ValidationFailed("id or external_customer_id is required")
 
 
-def search(scope: Scope, criteria: CustomerFilter) -> listing.Page:
-    """One page of customers: by ids (one batch read), external ids or email (their index partitions), else the
-    state index of the status asked for, with the total from the counts (``store.listing``)."""
-    repo = catalog.customers()
-    window = listing.window(criteria, KIND)
-    if criteria.customer_ids:
-        return listing.selected_page(list(repo.get_many(scope, criteria.customer_ids).values()), window, criteria.keep)
-    external = [*([criteria.external_id] if criteria.external_id else []), *(criteria.external_ids or [])]
-    if external:
-        found = [c for e in dict.fromkeys(external) for c in repo.list_by_index("GSI1", external_id_key(scope, e))]
-        return listing.selected_page(found, window, criteria.keep)
-    if criteria.email:
-        return listing.selected_page(
-            repo.list_by_index("GSI2", email_key(scope, criteria.email)), window, criteria.keep
-        )
-    return listing.state_page(
-        wiring.entities(),
-        scope,
-        KIND,
-        window,
-        states=[criteria.status or ACTIVE],
-        counted=not listing.has_time_range(criteria),
-        keep=criteria.keep,
-    )
-
-
-def by_email(scope: Scope, email: str) -> list[dict[str, Any]]:
-    """The published customers with this email (case aside), newest first: one Query of the email index."""
-    found = catalog.customers().list_by_index("GSI2", email_key(scope, email))
-    return [c for c in found if c.get("status") == ACTIVE and (c.get("email") or "").lower() == email.lower()]
+def search(scope: Scope, criteria: CustomerFilter) -> list[dict[str, Any]]:
+    return criteria.arrange([c for c in catalog.customers().list(scope) if criteria.keep(c)])
 
 
 def update(
@@ -169,17 +113,15 @@ def update(
         record["stripe_as_of"] = stripe_as_of
     record["version"] = int(current["version"]) + 1
     repo = catalog.customers()
-    extra = [outbox.event(scope, hooks.CUSTOMER_UPDATED, "customer", record)]
+    extra = []
     new_external = changes.get("external_id")
     if new_external and new_external != current["external_id"]:
-        extra += [
+        extra = [
             repo.claim_op(scope, UNIQUE_FIELD, new_external, current["id"]),
             repo.release_op(scope, UNIQUE_FIELD, current["external_id"], current["id"]),
         ]
     try:
-        updated = repo.replace(
-            scope, record, int(current["version"]), indexes=indexes(scope, record), extra_ops=extra, previous=current
-        )
+        updated = repo.replace(scope, record, int(current["version"]), extra_ops=extra)
     except ConditionFailed:
         # Only the claim of the new external id can fail here: someone else holds it.
         raise AlreadyExists(
@@ -269,15 +211,7 @@ def archive(scope: Scope, customer_id: str, actor: str = "api") -> dict[str, Any
         "version": int(current["version"]) + 1,
     }
     release = repo.release_op(scope, UNIQUE_FIELD, current["external_id"], current["id"])
-    event = outbox.event(scope, hooks.CUSTOMER_DELETED, "customer", record)
-    archived = repo.replace(
-        scope,
-        record,
-        int(current["version"]),
-        indexes=indexes(scope, record),
-        extra_ops=[release, event],
-        previous=current,
-    )
+    archived = repo.replace(scope, record, int(current["version"]), extra_ops=[release])
     metrics.add_metric(name="CustomerArchived", unit="Count", value=1)
     _sync_out(scope, customer_id, linked_too=True)
     return archived

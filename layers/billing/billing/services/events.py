@@ -1,9 +1,7 @@
 """Event ingestion (single and bulk), raw event queries and lookup.
 
-An event is stored by one conditional put: the event item is written only if its id was never stored
-(``attribute_not_exists(PK)``, forever); 202 follows once it is. The counting function counts and indexes it from
-the table's stream (``billing.services.counting``). Raw reads go through the event index's pages
-(``billing.store.event_index``). See docs/metering.md.
+An event is stored and counted in one transaction: the event item is put only if its id was never stored
+(``attribute_not_exists(PK)``, forever), together with the counter updates it causes. See docs/metering.md.
 """
 
 from __future__ import annotations
@@ -24,21 +22,28 @@ from billing.schemas.events import EventsQuery, IngestEvent
 from billing.scope import Scope
 from billing.services import meters as meter_service
 from billing.settings import get_settings
-from billing.store import event_index
 from billing.store.counters import Counters, Entry, pack
-from billing.store.dynamo import ConditionFailed, Table
+from billing.store.dynamo import Table
 from billing.timeutil import parse_iso
 
 FUTURE_TOLERANCE = timedelta(minutes=5)
 DEFAULT_QUERY_RANGE = timedelta(days=7)
 MAX_EXAMINED = 5000
-WRITERS = 16
+WRITERS = 8
 EVENT_SK = "e"
 
 
 # -- keys ------------------------------------------------------------------------------------------
 def event_pk(scope: Scope, event_id: str) -> str:
     return f"{scope.prefix}#evt#{event_id}"
+
+
+def name_index_pk(scope: Scope, event_name: str) -> str:
+    return f"{scope.prefix}#evname#{event_name}"
+
+
+def customer_index_pk(scope: Scope, customer: str) -> str:
+    return f"{scope.prefix}#evcust#{customer}"
 
 
 def stamp(at: datetime) -> str:
@@ -109,15 +114,18 @@ def _prepare(
     return prepared, problems
 
 
-def _item(scope: Scope, event: IngestEvent, event_id: str, at: datetime, matched: list[m.Meter]) -> dict[str, Any]:
-    """The event item: what was sent, and the meters it is counted for (``cf``). No index attributes: the counting
-    function indexes and counts it from the table's stream."""
+def _entry(scope: Scope, event: IngestEvent, event_id: str, at: datetime, matched: list[m.Meter]) -> Entry:
+    ts = stamp(at)
     item: dict[str, Any] = {
         "PK": event_pk(scope, event_id),
         "SK": EVENT_SK,
         "n": event.event_name,
         "c": event.external_customer_id,
-        "t": stamp(at),
+        "t": ts,
+        "GSI1PK": name_index_pk(scope, event.event_name),
+        "GSI1SK": f"{ts}#{event_id}",
+        "GSI2PK": customer_index_pk(scope, event.external_customer_id),
+        "GSI2SK": f"{ts}#{event_id}",
     }
     if event.customer_id:
         item["ci"] = event.customer_id
@@ -127,76 +135,29 @@ def _item(scope: Scope, event: IngestEvent, event_id: str, at: datetime, matched
         item["p"] = event.properties
     if matched:
         item["cf"] = {meter.id for meter in matched}
-    return item
-
-
-def _store(table: Table, item: dict[str, Any]) -> bool:
-    """Put the event item unless its id was ever stored (the permanent dedupe record). True when stored."""
-    try:
-        table.put(item, condition="attribute_not_exists(PK)")
-    except ConditionFailed:
-        return False
-    return True
-
-
-def store_items(table: Table, items: Sequence[dict[str, Any]]) -> tuple[list[bool], Exception | None]:
-    """Store the items (``WRITERS`` at a time): which were new, and the first error of a write that failed for
-    another reason than a duplicate (the request is then answered 503/429 and a re-send is safe)."""
-
-    def attempt(item: dict[str, Any]) -> bool | Exception:
-        try:
-            return _store(table, item)
-        except Exception as err:  # reported once every other write of the request has finished
-            return err
-
-    if len(items) == 1:
-        outcomes = [attempt(items[0])]
-    else:
-        with ThreadPoolExecutor(max_workers=min(WRITERS, len(items))) as pool:
-            outcomes = list(pool.map(attempt, items))
-    failed = next((o for o in outcomes if isinstance(o, Exception)), None)
-    return [o is True for o in outcomes], failed
-
-
-def ingest(scope: Scope, events: Sequence[IngestEvent], now: datetime, *, bulk: bool) -> Accepted:
-    """Validate every event (all or nothing), then store the new ones: each is one conditional put, counted
-    exactly once later from the table's stream (``billing.services.counting``)."""
-    prepared, problems = _prepare(scope, events, now, "events.{index}." if bulk else "")
-    if problems:
-        first = problems[0]
-        raise ValidationFailed(f"invalid request: {first['field']}: {first['message']}", {"errors": problems})
-    seen: set[str] = set()
-    items: list[dict[str, Any]] = []
-    ids = []
-    for event, event_id, at, matched in prepared:
-        ids.append(event_id)
-        if event_id in seen:
-            continue  # the first occurrence in a bulk wins, like a re-send
-        seen.add(event_id)
-        items.append(_item(scope, event, event_id, at, matched))
-    stored_flags, failed = store_items(wiring.events(), items)
-    written: dict[str, int] = {}
-    for item, stored_one in zip(items, stored_flags, strict=True):
-        if stored_one:
-            written[item["c"]] = written.get(item["c"], 0) + 1
-    for customer, count in written.items():
-        # One line per customer and request: the source of the usage dashboard's top customers (a Contributor
-        # Insights rule on these log groups), instead of a metric per customer.
-        logger.info("events accepted", extra={"external_customer_id": customer, "events": count})
-    stored = sum(written.values())
-    # What was stored is counted even when the request then fails (its re-send finds those as duplicates), and
-    # duplicates are the events found stored already or repeated in the request, never the ones left unwritten.
-    metrics.add_metric(name="EventsIngested", unit="Count", value=stored)
-    if failed is not None:
-        raise failed
-    duplicates = len(ids) - stored
-    if duplicates:
-        metrics.add_metric(name="EventsDuplicate", unit="Count", value=duplicates)
-    return Accepted(ids, stored, duplicates)
+    table = wiring.events()
+    entry = Entry(
+        event_id=event_id,
+        op=table.put_op(item, condition="attribute_not_exists(PK)"),
+        at=at,
+        meters={meter.id: meter for meter in matched},
+        name=event.event_name,
+    )
+    at_ms = m.epoch_ms(at)
+    for meter in matched:
+        value = m.metered_value(meter, event.properties)
+        for bucket in m.buckets_of(at):
+            entry.cells[(meter.id, bucket)] = m.event_cell(meter, value, at_ms, event_id, bucket)
+    return entry
 
 
 def write_entries(table: Table, scope: Scope, by_customer: dict[str, list[Entry]]) -> int:
-    """Commit back-fill entries (each with its event's update) in packed transactions; count the entries written.
+    """Commit entries in packed transactions; count the entries written."""
+    return sum(write_entries_by_customer(table, scope, by_customer).values())
+
+
+def write_entries_by_customer(table: Table, scope: Scope, by_customer: dict[str, list[Entry]]) -> dict[str, int]:
+    """Commit entries in packed transactions; the entries written per customer.
 
     One customer's transactions share counter items (its month and day buckets at least), so they run one after
     the other; different customers' run side by side.
@@ -208,9 +169,38 @@ def write_entries(table: Table, scope: Scope, by_customer: dict[str, list[Entry]
 
     customers = list(by_customer)
     if len(customers) == 1:
-        return customer_job(customers[0])
+        return {customers[0]: customer_job(customers[0])}
     with ThreadPoolExecutor(max_workers=min(WRITERS, len(customers))) as pool:
-        return sum(pool.map(customer_job, customers))
+        return dict(zip(customers, pool.map(customer_job, customers), strict=True))
+
+
+def ingest(scope: Scope, events: Sequence[IngestEvent], now: datetime, *, bulk: bool) -> Accepted:
+    """Validate every event (all or nothing), then store and count the new ones exactly once."""
+    prepared, problems = _prepare(scope, events, now, "events.{index}." if bulk else "")
+    if problems:
+        first = problems[0]
+        raise ValidationFailed(f"invalid request: {first['field']}: {first['message']}", {"errors": problems})
+    seen: set[str] = set()
+    by_customer: dict[str, list[Entry]] = {}
+    ids = []
+    for event, event_id, at, matched in prepared:
+        ids.append(event_id)
+        if event_id in seen:
+            continue  # the first occurrence in a bulk wins, like a re-send
+        seen.add(event_id)
+        by_customer.setdefault(event.external_customer_id, []).append(_entry(scope, event, event_id, at, matched))
+    written = write_entries_by_customer(wiring.events(), scope, by_customer)
+    for customer, count in written.items():
+        if count:
+            # One line per customer and request: the source of the usage dashboard's top customers (a Contributor
+            # Insights rule on these log groups), instead of a metric per customer.
+            logger.info("events accepted", extra={"external_customer_id": customer, "events": count})
+    stored = sum(written.values())
+    duplicates = len(ids) - stored
+    metrics.add_metric(name="EventsIngested", unit="Count", value=stored)
+    if duplicates:
+        metrics.add_metric(name="EventsDuplicate", unit="Count", value=duplicates)
+    return Accepted(ids, stored, duplicates)
 
 
 # -- reads -----------------------------------------------------------------------------------------
@@ -253,43 +243,6 @@ def _keep(item: dict[str, Any], query: EventsQuery) -> bool:
     return True
 
 
-def _fetch(scope: Scope, found: list[tuple[str, str]]) -> list[dict[str, Any]]:
-    """The event items of index entries ``(stamp, event id)``, in the entries' order, each keyed ``<stamp>#<id>``."""
-    items = wiring.events().batch_get([(event_pk(scope, event_id), EVENT_SK) for _, event_id in found])
-    by_pk = {item["PK"]: item for item in items}
-    out = []
-    for at, event_id in found:
-        item = by_pk.get(event_pk(scope, event_id))
-        if item is not None:
-            item["GSI1SK"] = f"{at}#{event_id}"
-            out.append(item)
-    return out
-
-
-def indexed(
-    scope: Scope, kind: str, key: str, lo: str, hi: str, *, forward: bool = True, after: str = ""
-) -> Iterator[dict[str, Any]]:
-    """Event items from the index (by customer or by name) with ``lo <= stamp < hi``, in time order, after the
-    iteration key ``after`` (``<stamp>#<id>``) when given; fetched 100 at a time."""
-    if after:
-        if forward:
-            lo = max(lo, after[:24])
-        else:
-            hi = min(hi, after[:24] + "~")
-    chunk: list[tuple[str, str]] = []
-    for at, event_id in event_index.entries(wiring.events(), scope, kind, key, lo, hi, forward=forward):
-        if after:
-            position = f"{at}#{event_id}"
-            if (position <= after) if forward else (position >= after):
-                continue
-        chunk.append((at, event_id))
-        if len(chunk) >= 100:
-            yield from _fetch(scope, chunk)
-            chunk = []
-    if chunk:
-        yield from _fetch(scope, chunk)
-
-
 def _candidates(scope: Scope, query: EventsQuery, start: datetime, end: datetime) -> Iterator[dict[str, Any]]:
     table = wiring.events()
     if query.event_id:
@@ -299,20 +252,35 @@ def _candidates(scope: Scope, query: EventsQuery, start: datetime, end: datetime
             yield item
         return
     if query.external_customer_id:
-        kind, key = event_index.BY_CUSTOMER, query.external_customer_id
+        index, pk = "GSI2", customer_index_pk(scope, query.external_customer_id)
     else:
-        kind, key = event_index.BY_NAME, query.event_name or ""
-    yield from indexed(
-        scope, kind, key, stamp(start), stamp(end), forward=query.order == "asc", after=query.iter_last_key or ""
-    )
+        index, pk = "GSI1", name_index_pk(scope, query.event_name or "")
+    lo, hi = stamp(start), stamp(end)
+    asc = query.order == "asc"
+    if query.iter_last_key:
+        if asc:
+            lo = max(lo, query.iter_last_key)
+        else:
+            hi = min(hi, query.iter_last_key)
+    for item in table.query_pages(pk, index=index, sk_between=(lo, hi), forward=asc):
+        key = item[f"{index}SK"]
+        if key == query.iter_last_key or not key < stamp(end):
+            continue
+        item["GSI1SK"] = key
+        yield item
 
 
 def between(scope: Scope, customer: str, ranges: Sequence[tuple[datetime, datetime]]) -> list[dict[str, Any]]:
-    """A customer's counted events in each ``[lo, hi)`` range (millisecond bounds), read through the event index:
-    the partial edge minutes of a usage query (each range is shorter than a minute)."""
+    """A customer's stored events in each ``[lo, hi)`` range (millisecond bounds), one Query per range on the
+    customer index: the partial edge minutes of a usage query (each range is shorter than a minute)."""
+    table = wiring.events()
     out: list[dict[str, Any]] = []
+    pk = customer_index_pk(scope, customer)
     for lo, hi in ranges:
-        out.extend(indexed(scope, event_index.BY_CUSTOMER, customer, stamp(lo), stamp(hi)))
+        top = stamp(hi)
+        for item in table.query_pages(pk, index="GSI2", sk_between=(stamp(lo), top)):
+            if item["GSI2SK"] < top:
+                out.append(item)
     return out
 
 

@@ -26,12 +26,12 @@ from typing import Any
 from billing.errors import InvalidOperation, NotFound, ServiceUnavailable, not_found
 from billing.ids import new_id
 from billing.observability import logger, metrics
-from billing.pagination import page_out
+from billing.pagination import page
 from billing.schemas.features import FeatureCreate, FeatureFilter, FeatureUpdate, feature_out
 from billing.schemas.meters import filters_record
 from billing.scope import Scope
 from billing.services import backfill, meters
-from billing.store import catalog, listing
+from billing.store import catalog
 from billing.store.dynamo import ConditionFailed
 from billing.store.entities import ACTIVE, ARCHIVED
 from billing.timeutil import iso, utcnow
@@ -112,36 +112,20 @@ def get(scope: Scope, feature_id: str) -> dict[str, Any]:
     return {**feature, "meter": meters.find(scope, meter_id) if meter_id else None}
 
 
-def search(scope: Scope, criteria: FeatureFilter) -> listing.Page:
-    """One page: by ids or lookup keys (batch reads), else the state index of the status asked for."""
-    repo = catalog.features()
-    window = listing.window(criteria, "feature")
-    if criteria.feature_ids:
-        return listing.selected_page(list(repo.get_many(scope, criteria.feature_ids).values()), window, criteria.keep)
-    keys = [*([criteria.lookup_key] if criteria.lookup_key else []), *(criteria.lookup_keys or [])]
-    if keys and (criteria.status or ACTIVE) == ACTIVE:  # a published feature's lookup key is claimed
-        return listing.selected_page(repo.find_unique_many(scope, UNIQUE_FIELD, keys), window, criteria.keep)
-    residual = bool(keys or criteria.meter_ids or criteria.name_contains) or listing.has_time_range(criteria)
-    return listing.state_page(
-        repo.table,
-        scope,
-        "feature",
-        window,
-        states=[criteria.status or ACTIVE],
-        counted=not residual,
-        keep=criteria.keep,
-    )
+def search(scope: Scope, criteria: FeatureFilter) -> list[dict[str, Any]]:
+    return criteria.arrange([f for f in catalog.features().list(scope) if criteria.keep(f)])
 
 
 def list_page(scope: Scope, criteria: FeatureFilter) -> dict[str, Any]:
     """``ListFeaturesResponse``: one page, each feature with its meter (one batch read per page)."""
     found = search(scope, criteria)
-    by_id = meters.get_many(scope, [f["meter_id"] for f in found.items if f.get("meter_id")])
+    window = found[criteria.offset : criteria.offset + criteria.limit]
+    by_id = meters.get_many(scope, [f["meter_id"] for f in window if f.get("meter_id")])
 
     def render(feature: dict[str, Any]) -> dict[str, Any]:
         return feature_out({**feature, "meter": by_id.get(feature.get("meter_id") or "")})
 
-    return page_out(found, criteria.limit, criteria.offset, render)
+    return page(found, criteria.limit, criteria.offset, render)
 
 
 def _refuse_fixed_changes(current: dict[str, Any], request: FeatureUpdate, meter: dict[str, Any] | None) -> None:
@@ -176,7 +160,7 @@ def update(scope: Scope, feature_id: str, request: FeatureUpdate, actor: str = "
         raise InvalidOperation("unit_singular and unit_plural must be set together", {"field": "unit_plural"})
     record["metadata"] = record.get("metadata") or {}
     record["version"] = int(current["version"]) + 1
-    updated = catalog.features().replace(scope, record, int(current["version"]), previous=current)
+    updated = catalog.features().replace(scope, record, int(current["version"]))
     return {**updated, "meter": meter}
 
 
@@ -196,7 +180,7 @@ def archive(scope: Scope, feature_id: str, actor: str = "api") -> dict[str, Any]
             extra.append(repo.release_op(scope, UNIQUE_FIELD, current["lookup_key"], current["id"]))
         meter_id = current.get("meter_id")
         if not meter_id:
-            archived = repo.replace(scope, record, version, extra_ops=extra, previous=current)
+            archived = repo.replace(scope, record, version, extra_ops=extra)
             break
         # First as the meter's last user (the meter is archived too), then as one of several.
         for last in (True, False):
@@ -206,7 +190,6 @@ def archive(scope: Scope, feature_id: str, actor: str = "api") -> dict[str, Any]
                     record,
                     version,
                     extra_ops=[*extra, *meters.release_ops(scope, meter_id, now, last=last)],
-                    previous=current,
                 )
             except ConditionFailed:
                 continue

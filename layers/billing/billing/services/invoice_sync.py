@@ -29,7 +29,7 @@ from billing.domain.money import from_minor_units, round_minor, to_minor_units
 from billing.errors import NotFound, VersionConflict
 from billing.observability import logger, metrics
 from billing.scope import Scope
-from billing.services import adjustments, collection, mappings, stripe_sync
+from billing.services import collection, mappings, stripe_sync
 from billing.settings import get_settings
 from billing.store import invoices as keys
 from billing.store.dynamo import ConditionFailed
@@ -142,9 +142,7 @@ def _save_links(scope: Scope, invoice: dict[str, Any], stripe_invoice: Any) -> N
             "version": int(current["version"]) + 1,
         }
         try:
-            repo.replace(
-                scope, record, int(current["version"]), indexes=keys.invoice_indexes(scope, record), previous=current
-            )
+            repo.replace(scope, record, int(current["version"]), indexes=keys.invoice_indexes(scope, record))
             return
         except VersionConflict:  # a concurrent status change (e.g. a webhook) won: read again
             continue
@@ -193,9 +191,8 @@ def _find_stripe_invoice(
 def _items(
     invoice: dict[str, Any], currency: str, paid_before: Decimal, charge: Any
 ) -> list[tuple[str, dict[str, Any]]]:
-    """(key, invoice item parameters) for every item the Stripe invoice must hold: our non-zero lines, one per
-    discount, credit and tax (``services.adjustments.stripe_items``), one line for what was already paid here, one for
-    the three-decimal rounding adjustment."""
+    """(key, invoice item parameters) for every item the Stripe invoice must hold: our non-zero lines, one line for
+    what was already paid here, one for the three-decimal rounding adjustment."""
     out: list[tuple[str, dict[str, Any]]] = []
     for line in invoice.get("line_items", []):
         amount = Decimal(line["amount"])
@@ -210,9 +207,6 @@ def _items(
         if start is not None and end is not None and end > start:
             item["period"] = {"start": start, "end": end}
         out.append((line["id"], item))
-    for key, amount, text in adjustments.stripe_items(invoice):
-        meta = {"flexprice_invoice_id": invoice["id"], "flexprice_line_item_id": key}
-        out.append((key, {"amount": to_minor_units(amount, currency), "description": text, "metadata": meta}))
     if paid_before > 0:
         out.append(
             (
@@ -253,9 +247,7 @@ def _record_adjustment(scope: Scope, invoice: dict[str, Any], adjustment: Decima
         "version": int(invoice["version"]) + 1,
     }
     repo = keys.invoices()
-    return repo.replace(
-        scope, record, int(invoice["version"]), indexes=keys.invoice_indexes(scope, record), previous=invoice
-    )
+    return repo.replace(scope, record, int(invoice["version"]), indexes=keys.invoice_indexes(scope, record))
 
 
 def sync_invoice(scope: Scope, invoice_id: str) -> dict[str, Any] | None:

@@ -13,21 +13,18 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from billing import stripe_edge, wiring
+from billing import stripe_edge
 from billing.domain.collection import STRIPE
 from billing.domain.money import round_minor
 from billing.errors import Conflict, InvalidOperation, VersionConflict
 from billing.observability import logger, metrics
 from billing.schemas.invoices import InvoiceFilter, InvoicePreview, PaymentUpdate
 from billing.scope import Scope
-from billing.services import adjustments, collection, customers, invoice_sync, invoicing, mappings, outbox, wallets
+from billing.services import collection, invoice_sync, invoicing, mappings
 from billing.store import invoices as keys
-from billing.store import listing, tracking
 from billing.store.dynamo import ConditionFailed
-from billing.store.entities import ACTIVE
 from billing.timeutil import iso
 
-KIND = "invoice"
 TRANSITIONS: dict[str, frozenset[str]] = {
     "PENDING": frozenset({"PENDING", "SUCCEEDED", "OVERPAID", "FAILED"}),
     "FAILED": frozenset({"PENDING", "FAILED", "SUCCEEDED", "OVERPAID"}),
@@ -43,58 +40,15 @@ def get(scope: Scope, invoice_id: str) -> dict[str, Any]:
     return keys.invoices().get(scope, invoice_id)
 
 
-def customer_ids_of(scope: Scope, external_customer_id: str) -> list[str]:
-    """The customers (published or archived) that have held an external id: one Query of their index."""
-    table = wiring.entities()
-    found, _ = table.query_page(
-        customers.external_id_key(scope, external_customer_id), index="GSI1", projection=("id",), limit=100
-    )
-    return [str(c["id"]) for c in found]
-
-
-def search(scope: Scope, criteria: InvoiceFilter) -> listing.Page:
-    """One page of invoices, newest first: by ids (a batch read), a subscription's or customer's invoices (their
-    index partitions), else the state index of the invoice statuses asked for (all by default), the total from the
-    exact counts of those statuses (in one currency or payment status when filtered by it)."""
+def search(scope: Scope, criteria: InvoiceFilter) -> list[dict[str, Any]]:
     repo = keys.invoices()
-    window = listing.window(criteria, KIND)
-    if criteria.invoice_ids:
-        return listing.selected_page(list(repo.get_many(scope, criteria.invoice_ids).values()), window, criteria.keep)
     if criteria.subscription_id:
-        found = repo.list_by_index("GSI2", keys.subscription_invoices_key(scope, criteria.subscription_id))
-        return listing.selected_page(found, window, criteria.keep)
-    owners = [criteria.customer_id] if criteria.customer_id else []
-    if criteria.external_customer_id and not owners:
-        owners = customer_ids_of(scope, criteria.external_customer_id)
-        if not owners:
-            return listing.Page([], 0)
-    if owners:
-        parts = [listing.Partition(keys.customer_invoices_key(scope, c), "GSI1") for c in owners]
-        return listing.indexed_page(repo.table, parts, window, total=None, keep=criteria.keep)
-    dims: list[str] = [tracking.ALL]
-    if criteria.currency and not criteria.payment_status:
-        dims = [tracking.dim_key("currency", criteria.currency.lower())]
-    elif criteria.payment_status and not criteria.currency:
-        dims = [tracking.dim_key("payment_status", p) for p in dict.fromkeys(criteria.payment_status)]
-    residual = (
-        bool(criteria.currency and criteria.payment_status)
-        or (criteria.status or ACTIVE) != ACTIVE
-        or any(
-            getattr(criteria, f) is not None
-            for f in ("billing_reason", "period_start_gte", "period_start_lte", "period_end_gte", "period_end_lte")
-        )
-        or listing.has_time_range(criteria)
-    )
-    return listing.state_page(
-        repo.table,
-        scope,
-        KIND,
-        window,
-        states=criteria.invoice_status,
-        dims=dims,
-        counted=not residual,
-        keep=criteria.keep,
-    )
+        records = repo.list_by_index("GSI2", keys.subscription_invoices_key(scope, criteria.subscription_id))
+    elif criteria.customer_id:
+        records = repo.list_by_index("GSI1", keys.customer_invoices_key(scope, criteria.customer_id))
+    else:
+        records = repo.list(scope)
+    return criteria.arrange([r for r in records if criteria.keep(r)])
 
 
 def finalize(scope: Scope, invoice_id: str, now: datetime) -> dict[str, Any]:
@@ -125,9 +79,7 @@ def queue_sync(scope: Scope, invoice_id: str) -> None:
 def _write(scope: Scope, current: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
     repo = keys.invoices()
     try:
-        events = outbox.invoice_change(scope, current, record)
-        indexes = keys.invoice_indexes(scope, record)
-        return repo.replace(scope, record, int(current["version"]), indexes=indexes, extra_ops=events, previous=current)
+        return repo.replace(scope, record, int(current["version"]), indexes=keys.invoice_indexes(scope, record))
     except ConditionFailed:
         raise VersionConflict(f"invoice {current['id']} was changed by another request; retry") from None
 
@@ -254,15 +206,8 @@ def preview(scope: Scope, request: InvoicePreview, now: datetime) -> dict[str, A
     lines, _ = invoicing.compute_lines(scope, sub, period, usage_until=until, advance_period=nxt)
     if request.hide_zero_charges_line_items:
         lines = [line for line in lines if Decimal(line["amount"]) != 0]
-    inputs = invoicing.adjustment_inputs(scope, sub, period, now, sequence=period.index + 1)
-    record = invoicing.invoice_record(
-        scope, sub, "inv_preview", period, lines, [], reason=invoicing.CYCLE, now=now, inputs=inputs
-    )
+    record = invoicing.invoice_record(scope, sub, "inv_preview", period, lines, [], reason=invoicing.CYCLE, now=now)
     record.pop("ledger_changes", None)
-    # The credits the customer's wallets would pay if the invoice were finalized now (nothing is spent).
-    sources, _ = wallets.credit_sources(scope, record, now)
-    if sources:
-        record = adjustments.apply(record, sources, at=now)
     record["id"] = None
     record["idempotency_key"] = None
     return record

@@ -36,7 +36,6 @@ from billing.domain.pricing import as_price
 from billing.errors import ServiceUnavailable, TooManyRequests
 from billing.observability import add_amount_metric, logger, metrics
 from billing.scope import Scope
-from billing.services import adjustments, counting, coupons, outbox, taxes, wallets
 from billing.services import usage as usage_service
 from billing.settings import get_settings
 from billing.store import catalog
@@ -247,18 +246,6 @@ def totals(lines: Sequence[Mapping[str, Any]], currency: str) -> dict[str, Decim
     }
 
 
-def adjustment_inputs(
-    scope: Scope, sub: Mapping[str, Any], period: Period, now: datetime, *, sequence: int
-) -> dict[str, Any]:
-    """Snapshots of the coupons and tax rates that apply to the subscription's invoice number ``sequence`` (0: the
-    opening invoice; ``k + 1``: the invoice closing period ``k``; see ``services.coupons``)."""
-    return {"discounts": coupons.discounts(sub, sequence, period.start), "taxes": taxes.for_invoice(sub, period.start)}
-
-
-def has_opening_invoice(sub: Mapping[str, Any]) -> bool:
-    return any(i["price"]["type"] == "FIXED" and i["price"]["invoice_cadence"] == "ADVANCE" for i in sub["line_items"])
-
-
 def invoice_record(
     scope: Scope,
     sub: Mapping[str, Any],
@@ -269,14 +256,11 @@ def invoice_record(
     *,
     reason: str,
     now: datetime,
-    inputs: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A DRAFT invoice record of ``lines``, with the discounts and taxes of ``inputs`` applied (no credits yet: they
-    are spent at finalize)."""
     stamp = iso(now)
     for line in lines:
         line["id"] = f"{invoice_id.replace('inv_', 'inv_line_', 1)}_{line['id'][-3:]}"
-    record = {
+    return {
         "id": invoice_id,
         "tenant_id": scope.tenant_id,
         "environment_id": scope.environment_id,
@@ -288,7 +272,6 @@ def invoice_record(
         "payment_status": "PENDING",
         "currency": sub["currency"],
         **totals(lines, sub["currency"]),
-        "adjustment_inputs": dict(inputs or {"discounts": [], "taxes": []}),
         "period_start": iso(period.start),
         "period_end": iso(period.end),
         "billing_period": sub["billing_period"],
@@ -306,7 +289,6 @@ def invoice_record(
         "updated_by": "invoicing",
         "version": 1,
     }
-    return adjustments.apply(record)
 
 
 # -- finalization ----------------------------------------------------------------------------------------------
@@ -369,18 +351,6 @@ def _ledger_ops(scope: Scope, sub: Mapping[str, Any], invoice: Mapping[str, Any]
     return ops
 
 
-def next_period(sub: Mapping[str, Any], index: int) -> Period | None:
-    """The period after ``index``, ending at a scheduled cancellation inside it (None when it ends before)."""
-    nxt = schedule_of(sub).at_index(index + 1)
-    scheduled = sub.get("scheduled_cancel_at")
-    if not scheduled:
-        return nxt
-    at = parse_iso(str(scheduled))
-    if at <= nxt.start:
-        return None
-    return Period(nxt.index, nxt.start, at, nxt.nominal_start) if at < nxt.end else nxt
-
-
 def advanced(sub: Mapping[str, Any], now: datetime) -> dict[str, Any]:
     """The subscription after its current period is invoiced: the next period, or cancelled if it was the last."""
     record = {**sub, "version": int(sub["version"]) + 1, "updated_at": iso(now), "updated_by": "invoicing"}
@@ -390,30 +360,20 @@ def advanced(sub: Mapping[str, Any], now: datetime) -> dict[str, Any]:
         record["last_period"] = False
         record["invoiced_through"] = sub["current_period_end"]
         return record
-    nxt = next_period(sub, int(sub["current_period_index"]))
-    if nxt is None:  # a scheduled cancellation at the end of this period
-        record["subscription_status"] = "cancelled"
-        record["cancelled_at"] = sub["current_period_end"]
-        record["invoiced_through"] = sub["current_period_end"]
-        return record
+    nxt = schedule_of(sub).at_index(int(sub["current_period_index"]) + 1)
     record["current_period_index"] = nxt.index
     record["current_period_start"] = iso(nxt.start)
     record["current_period_end"] = iso(nxt.end)
     record["invoiced_through"] = sub["current_period_end"]
-    if sub.get("scheduled_cancel_at") and parse_iso(str(sub["scheduled_cancel_at"])) <= nxt.end:
-        record["last_period"] = True  # the scheduled cancellation ends this period
     return record
 
 
-def subscription_put_ops(scope: Scope, record: Mapping[str, Any], previous: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The write of ``record`` over ``previous`` (refused if it changed since it was read), with its counts."""
-    return keys.subscriptions().put_ops(
-        scope,
-        record,
-        previous=previous,
-        indexes=subscription_indexes(scope, record),
+def subscription_put_op(scope: Scope, record: Mapping[str, Any], expected_version: int) -> dict[str, Any]:
+    repo = keys.subscriptions()
+    return repo.table.put_op(
+        repo.item(scope, record, subscription_indexes(scope, record)),
         condition="attribute_exists(PK) AND version = :v",
-        values={":v": int(previous["version"])},
+        values={":v": expected_version},
     )
 
 
@@ -430,7 +390,7 @@ def subscription_indexes(scope: Scope, record: Mapping[str, Any]) -> dict[str, s
 def finalized(invoice: Mapping[str, Any], number: int | None, now: datetime, *, skip_zero: bool) -> dict[str, Any]:
     record = {**invoice, "version": int(invoice["version"]) + 1, "updated_at": iso(now)}
     record.pop("ledger_changes", None)
-    if skip_zero and Decimal(invoice["total"]) == 0 and not invoice.get("credit_applications"):
+    if skip_zero and Decimal(invoice["total"]) == 0:
         record["invoice_status"] = "SKIPPED"
         record["payment_status"] = "SUCCEEDED"
         return record
@@ -470,31 +430,23 @@ def finalize_ops(
     skip_zero: bool,
     expect_absent: bool = False,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The finalized invoice and the ops that write it with its number, its sync item and the wallet debits of the
-    prepaid credits it applies (spent now, in the one calculation order: ``services.adjustments``)."""
-    sources, held = wallets.credit_sources(scope, invoice, now)
-    if sources:
-        invoice = adjustments.apply(dict(invoice), sources, at=now)
+    """The finalized invoice and the ops that write it with its number and its sync item."""
     done = finalized(invoice, counter + 1, now, skip_zero=skip_zero)
     repo = keys.invoices()
-    indexes = keys.invoice_indexes(scope, done)
+    item = repo.item(scope, done, keys.invoice_indexes(scope, done))
     if expect_absent:
-        ops = repo.put_ops(scope, done, previous=None, indexes=indexes, condition="attribute_not_exists(PK)")
+        put = repo.table.put_op(item, condition="attribute_not_exists(PK)")
     else:
-        ops = repo.put_ops(
-            scope,
-            done,
-            previous=invoice,
-            indexes=indexes,
+        put = repo.table.put_op(
+            item,
             condition="attribute_exists(PK) AND invoice_status = :d AND version = :v",
             values={":d": "DRAFT", ":v": int(invoice["version"])},
         )
-    ops.extend(outbox.invoice_change(scope, None if expect_absent else invoice, done))
+    ops = [put]
     if done["invoice_status"] == "FINALIZED":
         ops.append(_counter_op(scope, counter))
         if Decimal(done["total"]) > 0:
             ops.append(_sync_op(scope, done))
-        ops.extend(wallets.debit_ops(scope, done, held, now))
     return done, ops
 
 
@@ -530,9 +482,7 @@ def finalize(
         counter = read_counter(scope)
         done, ops = finalize_ops(scope, invoice, counter, now, skip_zero=skip_zero)
         if sub is not None:
-            moved = advanced(sub, now)
-            ops.extend(subscription_put_ops(scope, moved, sub))
-            ops.extend(outbox.subscription_change(scope, sub, moved))
+            ops.append(subscription_put_op(scope, advanced(sub, now), int(sub["version"])))
             ops.extend(_ledger_ops(scope, sub, invoice))
         try:
             _table().transact(ops)
@@ -562,8 +512,7 @@ def finalize(
 def _advance_only(scope: Scope, sub: Mapping[str, Any], now: datetime) -> None:
     # A failed condition means someone else moved it on; the caller re-reads.
     with contextlib.suppress(ConditionFailed):
-        moved = advanced(sub, now)
-        _table().transact([*subscription_put_ops(scope, moved, sub), *outbox.subscription_change(scope, sub, moved)])
+        _table().transact([subscription_put_op(scope, advanced(sub, now), int(sub["version"]))])
 
 
 def draft(scope: Scope, sub: Mapping[str, Any], now: datetime) -> dict[str, Any]:
@@ -574,15 +523,13 @@ def draft(scope: Scope, sub: Mapping[str, Any], now: datetime) -> dict[str, Any]
     found = repo.find(scope, invoice_id)
     if found is not None:
         return found
-    nxt = None if sub.get("last_period") else next_period(sub, period.index)
+    nxt = None if sub.get("last_period") else schedule_of(sub).at_index(period.index + 1)
     lines, ledger_changes = compute_lines(scope, sub, period, advance_period=nxt)
-    inputs = adjustment_inputs(scope, sub, period, now, sequence=period.index + 1)
-    record = invoice_record(scope, sub, invoice_id, period, lines, ledger_changes, reason=CYCLE, now=now, inputs=inputs)
-    put = repo.put_ops(
-        scope, record, previous=None, indexes=keys.invoice_indexes(scope, record), condition="attribute_not_exists(PK)"
-    )
+    record = invoice_record(scope, sub, invoice_id, period, lines, ledger_changes, reason=CYCLE, now=now)
     try:
-        repo.table.transact([*put, *outbox.invoice_change(scope, None, record)])
+        repo.table.put(
+            repo.item(scope, record, keys.invoice_indexes(scope, record)), condition="attribute_not_exists(PK)"
+        )
     except ConditionFailed:
         return repo.get(scope, invoice_id)
     return record
@@ -619,13 +566,6 @@ def process(scope: Scope, subscription_id: str, now: datetime) -> list[str]:
             return done
         if parse_iso(sub["current_period_end"]) > limit:
             return done
-        if not counting.settled(parse_iso(sub["current_period_end"])):
-            # Events accepted before the period end are still being counted: the message comes back (SQS).
-            metrics.add_metric(name="InvoicingDeferredForCounting", unit="Count", value=1)
-            raise ServiceUnavailable(
-                "usage up to the period end is still being counted; the period is invoiced on redelivery",
-                {"retry_after": 5, "subscription_id": subscription_id},
-            )
         invoice = close_current_period(scope, sub, now)
         done.append(invoice["id"])
     return done
@@ -636,13 +576,12 @@ def process(scope: Scope, subscription_id: str, now: datetime) -> list[str]:
 
 def opening_invoice(scope: Scope, sub: Mapping[str, Any], now: datetime) -> dict[str, Any] | None:
     """The SUBSCRIPTION_CREATE invoice of a subscription with ADVANCE charges (None without any)."""
-    if not has_opening_invoice(sub):
+    if not any(i["price"]["type"] == "FIXED" and i["price"]["invoice_cadence"] == "ADVANCE" for i in sub["line_items"]):
         return None
     period = current_period(sub)
     lines, _ = compute_lines(scope, sub, period, advance_period=period, include_arrear=False, late_usage=False)
     invoice_id = keys.invoice_id_for(scope, sub["id"], "create", period.start)
-    inputs = adjustment_inputs(scope, sub, period, now, sequence=0)
-    return invoice_record(scope, sub, invoice_id, period, lines, [], reason=CREATE, now=now, inputs=inputs)
+    return invoice_record(scope, sub, invoice_id, period, lines, [], reason=CREATE, now=now)
 
 
 def load(scope: Scope, invoice_id: str) -> dict[str, Any]:

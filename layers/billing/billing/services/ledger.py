@@ -25,15 +25,11 @@ from billing.domain.money import round_minor
 from billing.errors import VersionConflict
 from billing.observability import logger, metrics
 from billing.scope import Scope
-from billing.services import outbox
 from billing.store import invoices as invoice_keys
-from billing.store import tracking
 from billing.store.dynamo import ConditionFailed
-from billing.store.entities import strip_keys
 from billing.timeutil import iso, utcnow
 
 PROVIDER = "stripe"
-PAYMENT_KIND = "payment"  # the listed kind of both payment partitions (``store.tracking``)
 WRITE_ATTEMPTS = 5
 PAID = ("SUCCEEDED", "OVERPAID")
 
@@ -72,14 +68,11 @@ class Received:
     payment_method_id: str | None = None
 
 
-def invoice_write_ops(scope: Scope, current: dict[str, Any], record: dict[str, Any]) -> list[dict[str, Any]]:
-    """The ops writing ``record`` over the invoice as it was read (``current``), refused if it changed since, with
-    the counts and dashboard aggregates that move with it (``store.tracking``). The invoice's put comes first."""
-    return invoice_keys.invoices().put_ops(
-        scope,
-        record,
-        previous=current,
-        indexes=invoice_keys.invoice_indexes(scope, record),
+def invoice_put_op(scope: Scope, current: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+    """The op writing ``record`` over the invoice as it was read (``current``): refused if it changed since."""
+    repo = invoice_keys.invoices()
+    return repo.table.put_op(
+        repo.item(scope, record, invoice_keys.invoice_indexes(scope, record)),
         condition="attribute_exists(PK) AND version = :v",
         values={":v": int(current["version"])},
     )
@@ -132,39 +125,35 @@ def record_received(scope: Scope, invoice_id: str, received: list[Received], pai
         now = iso(utcnow())
         ops = []
         for payment_id, entry in fresh:
-            payment = {
-                "id": payment_id,
-                "tenant_id": scope.tenant_id,
-                "environment_id": scope.environment_id,
-                "destination_type": "INVOICE",
-                "destination_id": invoice_id,
-                "amount": entry.amount,
-                "currency": invoice["currency"],
-                "payment_method_type": entry.method,
-                "payment_method_id": entry.payment_method_id,
-                "payment_gateway": PROVIDER,
-                "gateway_payment_id": entry.stripe_ref,
-                "payment_status": "SUCCEEDED",
-                "succeeded_at": iso(paid_at),
-                "created_at": now,
-                "updated_at": now,
-            }
-            item = {
-                "PK": stripe_payments_pk(scope),
-                "SK": payment_id,
-                "GSI1PK": payments_key(scope, invoice_id),
-                "GSI1SK": payment_id,
-                **tracking.state_keys(scope, PAYMENT_KIND, payment),
-                **payment,
-            }
-            ops.append(table.put_op(item, condition="attribute_not_exists(PK)"))
-            ops.extend(tracking.derived_ops(table, scope, PAYMENT_KIND, None, payment))
-            ops.extend(outbox.payment_change(scope, None, item))
+            ops.append(
+                table.put_op(
+                    {
+                        "PK": stripe_payments_pk(scope),
+                        "SK": payment_id,
+                        "GSI1PK": payments_key(scope, invoice_id),
+                        "GSI1SK": payment_id,
+                        "id": payment_id,
+                        "tenant_id": scope.tenant_id,
+                        "environment_id": scope.environment_id,
+                        "destination_type": "INVOICE",
+                        "destination_id": invoice_id,
+                        "amount": entry.amount,
+                        "currency": invoice["currency"],
+                        "payment_method_type": entry.method,
+                        "payment_method_id": entry.payment_method_id,
+                        "payment_gateway": PROVIDER,
+                        "gateway_payment_id": entry.stripe_ref,
+                        "payment_status": "SUCCEEDED",
+                        "succeeded_at": iso(paid_at),
+                        "created_at": now,
+                        "updated_at": now,
+                    },
+                    condition="attribute_not_exists(PK)",
+                )
+            )
         added = sum((entry.amount for _, entry in fresh), Decimal(0))
         if invoice["invoice_status"] == "FINALIZED":
-            changed = _with_money(invoice, added, Decimal(0), Decimal(0), paid_at)
-            ops.extend(invoice_write_ops(scope, invoice, changed))
-            ops.extend(outbox.invoice_change(scope, invoice, changed))
+            ops.append(invoice_put_op(scope, invoice, _with_money(invoice, added, Decimal(0), Decimal(0), paid_at)))
         try:
             table.transact(ops)
         except ConditionFailed:
@@ -205,15 +194,12 @@ def apply_charge_state(scope: Scope, payment: dict[str, Any], state: ChargeState
             status = "PARTIALLY_REFUNDED"
         elif current["payment_status"] in ("REFUNDED", "PARTIALLY_REFUNDED"):
             status = "SUCCEEDED"  # a refund failed and the money came back
-        before = strip_keys(current)
-        after = {**before, "refunded_amount": refunded, "disputed_amount": disputed, "payment_status": status}
         ops = [
             table.update_op(
                 pk,
                 payment["id"],
                 "SET refunded_amount = :r, disputed_amount = :d, payment_status = :s, ledger_rev = :next, "
-                "updated_at = :t, GSI3PK = :state"
-                + (", version = version + :one" if current.get("version") is not None else ""),
+                "updated_at = :t" + (", version = version + :one" if current.get("version") is not None else ""),
                 condition="attribute_exists(PK) AND (attribute_not_exists(ledger_rev) OR ledger_rev = :rev)",
                 values={
                     ":r": refunded,
@@ -222,18 +208,15 @@ def apply_charge_state(scope: Scope, payment: dict[str, Any], state: ChargeState
                     ":next": rev + 1,
                     ":rev": rev,
                     ":t": iso(at),
-                    ":state": tracking.state_pk(scope, PAYMENT_KIND, status),
                     **({":one": 1} if current.get("version") is not None else {}),
                 },
-            ),
-            *tracking.derived_ops(table, scope, PAYMENT_KIND, before, after),
+            )
         ]
         invoice = invoice_keys.invoices().find(scope, current["destination_id"])
         d_refunded, d_disputed = refunded - old_refunded, disputed - old_disputed
         if invoice is not None:
             changed = _with_money(invoice, -(d_refunded + d_disputed), d_refunded, d_disputed, at)
-            ops.extend(invoice_write_ops(scope, invoice, changed))
-            ops.extend(outbox.invoice_change(scope, invoice, changed))
+            ops.append(invoice_put_op(scope, invoice, changed))
         try:
             table.transact(ops)
         except ConditionFailed:

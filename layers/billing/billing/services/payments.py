@@ -8,10 +8,7 @@ Methods:
   synchronously: SUCCEEDED (applied to the invoice) or FAILED with Stripe's message (the invoice turns FAILED).
 - ``PAYMENT_LINK``: a Stripe Checkout Session in payment mode for the amount; the payment stays PENDING until the
   ``checkout.session.completed`` webhook reports it paid (``webhook_effects`` calls ``gateway_succeeded``).
-- ``CREDITS``: paid from the prepaid wallet ``payment_method_id`` (the invoice customer's, in its currency): recorded
-  SUCCEEDED and applied to the invoice in the transaction that debits the wallet (``services.wallets``); a wallet that
-  cannot pay the amount now → 400.
-- ``ACH``, ``UPI``: refused (400 ``invalid_operation``).
+- ``CREDITS``, ``ACH``, ``UPI``: refused (400 ``invalid_operation``); wallets are not part of the product.
 
 Applying a payment to its invoice adds the amount to ``amount_paid``: when it covers ``amount_due`` the invoice is
 SUCCEEDED (OVERPAID beyond it), otherwise it stays PENDING with a smaller ``amount_remaining``. The payment's status
@@ -51,12 +48,11 @@ from billing.ids import new_id, ulid
 from billing.observability import logger, metrics
 from billing.schemas.payments import PaymentCreate, PaymentFilter
 from billing.scope import Scope
-from billing.services import collection, invoices, mappings, outbox, stripe_sync, wallets
-from billing.services.ledger import invoice_write_ops, payments_key, stripe_payments_pk
+from billing.services import collection, invoices, mappings, stripe_sync
+from billing.services.ledger import invoice_put_op, payments_key, stripe_payments_pk
 from billing.store import invoices as invoice_keys
-from billing.store import listing, tracking
 from billing.store.dynamo import ConditionFailed
-from billing.store.entities import ACTIVE, Entities, strip_keys
+from billing.store.entities import Entities, strip_keys
 from billing.timeutil import iso, utcnow
 
 GATEWAY = "stripe"
@@ -64,6 +60,7 @@ WRITE_ATTEMPTS = 4
 LINK_LEASE = timedelta(hours=24) + collection.LINK_LEASE_MARGIN  # Checkout Sessions expire after 24 hours
 PAID = ("SUCCEEDED", "OVERPAID")
 UNSUPPORTED = {
+    "CREDITS": "CREDITS payments need wallets, which this product does not offer",
     "ACH": "ACH payments are not supported; use CARD, PAYMENT_LINK or OFFLINE",
     "UPI": "UPI payments are not supported; use CARD, PAYMENT_LINK or OFFLINE",
 }
@@ -86,44 +83,17 @@ def get(scope: Scope, payment_id: str) -> dict[str, Any]:
     return found
 
 
-def search(scope: Scope, criteria: PaymentFilter) -> listing.Page:
-    """One page, newest first: by ids (a batch read of both payment partitions), an invoice's payments (its index
-    partition), else the state index of the statuses asked for (API payments and those recorded from Stripe alike),
-    the total from the exact counts (in one currency when filtered by it)."""
+def search(scope: Scope, criteria: PaymentFilter) -> list[dict[str, Any]]:
+    """Newest first: one Query per destination invoice, else the payment and Stripe-payment partitions."""
     table = wiring.entities()
-    window = listing.window(criteria, "payment")
-    if criteria.payment_ids:
-        wanted = list(dict.fromkeys(criteria.payment_ids))
-        keys = [(pk, i) for i in wanted for pk in (f"{scope.prefix}#payment", stripe_payments_pk(scope))]
-        return listing.selected_page(table.batch_get(keys), window, criteria.keep)
     if criteria.destination_id:
-        found = table.query(payments_key(scope, criteria.destination_id), index="GSI1", forward=False)
-        return listing.selected_page(found, window, criteria.keep)
-    dims = [tracking.dim_key("currency", criteria.currency.lower())] if criteria.currency else [tracking.ALL]
-    residual = (
-        any(
-            getattr(criteria, f) is not None
-            for f in (
-                "destination_type",
-                "payment_method_type",
-                "payment_gateway",
-                "gateway_payment_id",
-                "gateway_tracking_id",
-            )
-        )
-        or (criteria.status or ACTIVE) != ACTIVE
-        or listing.has_time_range(criteria)
-    )
-    return listing.state_page(
-        table,
-        scope,
-        "payment",
-        window,
-        states=criteria.payment_status,
-        dims=dims,
-        counted=not residual,
-        keep=criteria.keep,
-    )
+        items = table.query(payments_key(scope, criteria.destination_id), index="GSI1", forward=False)
+    else:
+        items = table.query(f"{scope.prefix}#payment", forward=False)
+        items += table.query(stripe_payments_pk(scope), forward=False)
+        items.sort(key=lambda item: str(item["id"]), reverse=True)
+    records = [strip_keys(item) for item in items]
+    return criteria.arrange([r for r in records if criteria.keep(r)])
 
 
 # ---------------------------------------------------------------------------------------------- create
@@ -244,19 +214,14 @@ def create(scope: Scope, request: PaymentCreate, now: datetime | None = None) ->
         raise InvalidOperation(
             "process_payment=false is not supported: payments are processed when created", {"field": "process_payment"}
         )
-    if method == "CREDITS" and not request.payment_method_id:
-        raise ValidationFailed(
-            "invalid request: payment_method_id: is required for CREDITS payments (the wallet id)",
-            {"errors": [{"field": "payment_method_id", "message": "is required for CREDITS payments"}]},
-        )
-    if method not in ("OFFLINE", "CREDITS") and request.payment_gateway not in (None, GATEWAY):
+    if method != "OFFLINE" and request.payment_gateway not in (None, GATEWAY):
         raise InvalidOperation(f"payment_gateway {request.payment_gateway} is not connected; use stripe")
     if method == "PAYMENT_LINK" and not request.success_url:
         raise ValidationFailed(
             "invalid request: success_url: is required for PAYMENT_LINK payments",
             {"errors": [{"field": "success_url", "message": "is required for PAYMENT_LINK payments"}]},
         )
-    if method in ("OFFLINE", "CREDITS"):
+    if method == "OFFLINE":
         return _offline(scope, request, at)
     invoice = _destination(scope, request)
     _refuse_if_held(scope, invoice, at, method)
@@ -333,45 +298,23 @@ def _resume(scope: Scope, payment: dict[str, Any]) -> dict[str, Any]:
 
 
 def _offline(scope: Scope, request: PaymentCreate, at: datetime) -> dict[str, Any]:
-    """OFFLINE, and CREDITS (the same, with the wallet's debit in the transaction: checked before Stripe is told)."""
-    credits = request.payment_method_type == "CREDITS"
     for _ in range(WRITE_ATTEMPTS):
         invoice = _destination(scope, request)
-        record = _new(scope, request, invoice, at, payment_status="SUCCEEDED", succeeded_at=iso(at))
-        debit = (
-            wallets.payment_ops(
-                scope,
-                str(request.payment_method_id),
-                invoice["customer_id"],
-                request.currency,
-                Decimal(request.amount),
-                record["id"],
-                at,
-            )
-            if credits
-            else []
-        )
         holder = collection.holder(invoice, at)
         if holder == STRIPE:
-            what = "a payment from prepaid credits" if credits else "an offline payment"
-            collection.mirror_to_stripe(scope, invoice, Decimal(request.amount), what)
+            collection.mirror_to_stripe(scope, invoice, Decimal(request.amount), "an offline payment")
         elif holder is not None:
             raise Conflict(
                 f"payment {holder} is collecting invoice {invoice['id']}: wait for it to succeed, fail or expire",
                 {"invoice_id": invoice["id"], "payment_id": holder},
             )
+        record = _new(scope, request, invoice, at, payment_status="SUCCEEDED", succeeded_at=iso(at))
         applied = _applied(invoice, request.amount, at)
-        ops = (
-            [*invoice_write_ops(scope, invoice, applied), *outbox.invoice_change(scope, invoice, applied)]
-            if applied
-            else []
-        )
-        ops.extend(outbox.payment_change(scope, None, record))
-        ops.extend(debit)
+        ops = [invoice_put_op(scope, invoice, applied)] if applied else []
         try:
             payment, created = _insert(scope, request, record, ops)
         except ConditionFailed:
-            continue  # the invoice or the wallet changed since it was read: validate again against the new amounts
+            continue  # the invoice changed since it was read: validate again against the new amounts
         if created:
             _paid_metrics(applied)
         return payment
@@ -563,9 +506,7 @@ def _patch(scope: Scope, payment_id: str, **fields: Any) -> dict[str, Any]:
         if "error_message" in fields:
             record["error_message"] = fields["error_message"]
         try:
-            return repo().replace(
-                scope, record, int(current["version"]), indexes=_indexes(scope, record), previous=current
-            )
+            return repo().replace(scope, record, int(current["version"]), indexes=_indexes(scope, record))
         except VersionConflict:
             continue
     raise VersionConflict(f"payment {payment_id} kept changing; retry")
@@ -644,23 +585,20 @@ def _settle(
             record["failed_at"] = iso(at)
             record["error_message"] = message or "the payment failed"
             changed = _failed(invoice, at)
-        ops = payments.put_ops(
-            scope,
-            record,
-            previous=current,
-            indexes=_indexes(scope, record),
-            condition="attribute_exists(PK) AND version = :v",
-            values={":v": int(current["version"])},
-        )
+        ops = [
+            payments.table.put_op(
+                payments.item(scope, record, _indexes(scope, record)),
+                condition="attribute_exists(PK) AND version = :v",
+                values={":v": int(current["version"])},
+            )
+        ]
         me = payment_collector(payment_id)
         if invoice is not None and invoice.get("collector") == me:
             # The payment has ended: it no longer holds the invoice (the Stripe sync may go on).
             base = changed if changed is not None else {**invoice, "version": int(invoice["version"]) + 1}
             changed = collection.released(base, me)
-        ops.extend(outbox.payment_change(scope, current, record))
         if changed is not None and invoice is not None:
-            ops.extend(invoice_write_ops(scope, invoice, changed))
-            ops.extend(outbox.invoice_change(scope, invoice, changed))
+            ops.append(invoice_put_op(scope, invoice, changed))
         try:
             wiring.entities().transact(ops)
         except ConditionFailed:

@@ -10,12 +10,12 @@ from typing import Any
 from billing.errors import AlreadyExists, NotFound, ValidationFailed
 from billing.ids import new_id
 from billing.observability import metrics
-from billing.pagination import page_out
+from billing.pagination import page
 from billing.schemas.plans import PlanCreate, PlanFilter, PlanUpdate, plan_out
 from billing.schemas.prices import rejected
 from billing.scope import Scope
 from billing.services import prices
-from billing.store import catalog, listing, tracking
+from billing.store import catalog
 from billing.store.dynamo import MAX_TRANSACT_ITEMS, ConditionFailed
 from billing.store.entities import ACTIVE, ARCHIVED
 from billing.timeutil import iso, utcnow
@@ -50,13 +50,11 @@ def _check_inline_prices(request: PlanCreate) -> None:
             seen.setdefault(key, position)
     if problems:
         raise rejected(problems)
-    counts = 1 + bool(request.prices)  # the plans' count and the prices' count (store.tracking)
-    items = 1 + bool(request.lookup_key) + len(request.prices or []) + len(seen) + counts
+    items = 1 + bool(request.lookup_key) + len(request.prices or []) + len(seen)
     if items > MAX_TRANSACT_ITEMS:
         raise ValidationFailed(
             f"invalid request: prices: a plan is created with at most {MAX_TRANSACT_ITEMS} items "
-            f"(the plan, its lookup key, each price, each price lookup key and the counts); this request needs "
-            f"{items}",
+            f"(the plan, its lookup key, each price and each price lookup key); this request needs {items}",
             {"errors": [{"field": "prices", "message": "too many inline prices and lookup keys"}]},
         )
 
@@ -101,8 +99,6 @@ def create(scope: Scope, request: PlanCreate, actor: str = "api") -> tuple[dict[
         if record["lookup_key"]:
             extra.append(price_repo.claim_op(scope, prices.UNIQUE_FIELD, record["lookup_key"], record["id"]))
             claims.append(position)
-    # The prices' count, after every op whose position the refusal below reads.
-    extra.extend(tracking.derived_many(price_repo.table, scope, "price", [(None, r) for r in records]))
     unique = {UNIQUE_FIELD: request.lookup_key} if request.lookup_key else {}
     try:
         catalog.plans().create(scope, plan, unique=unique, extra_ops=extra)
@@ -127,37 +123,16 @@ def get(scope: Scope, plan_id: str) -> dict[str, Any]:
     return normalize(catalog.plans().get(scope, plan_id))
 
 
-def search(scope: Scope, criteria: PlanFilter) -> listing.Page:
-    """One page: by ids or lookup key (batch reads), else the state index of the status asked for."""
-    repo = catalog.plans()
-    window = listing.window(criteria, "plan")
-    if criteria.plan_ids:
-        found = listing.selected_page(list(repo.get_many(scope, criteria.plan_ids).values()), window, criteria.keep)
-    elif criteria.lookup_key and (criteria.status or ACTIVE) == ACTIVE:  # a published plan's lookup key is claimed
-        found = listing.selected_page(
-            repo.find_unique_many(scope, UNIQUE_FIELD, [criteria.lookup_key]), window, criteria.keep
-        )
-    else:
-        residual = bool(criteria.lookup_key or criteria.metadata) or listing.has_time_range(criteria)
-        found = listing.state_page(
-            repo.table,
-            scope,
-            "plan",
-            window,
-            states=[criteria.status or ACTIVE],
-            counted=not residual,
-            keep=criteria.keep,
-        )
-    found.items = [normalize(p) for p in found.items]
-    return found
+def search(scope: Scope, criteria: PlanFilter) -> list[dict[str, Any]]:
+    return criteria.arrange([normalize(p) for p in catalog.plans().list(scope) if criteria.keep(p)])
 
 
 def page_of(scope: Scope, criteria: PlanFilter) -> dict[str, Any]:
     """The list envelope of a search; ``expand=prices`` adds each listed plan's active prices."""
     found = search(scope, criteria)
     if not criteria.expands_prices():
-        return page_out(found, criteria.limit, criteria.offset, plan_out)
-    return page_out(found, criteria.limit, criteria.offset, lambda p: plan_out(p, prices.of_plan(scope, p["id"])))
+        return page(found, criteria.limit, criteria.offset, plan_out)
+    return page(found, criteria.limit, criteria.offset, lambda p: plan_out(p, prices.of_plan(scope, p["id"])))
 
 
 def update(scope: Scope, plan_id: str, request: PlanUpdate, actor: str = "api") -> dict[str, Any]:
@@ -175,7 +150,7 @@ def update(scope: Scope, plan_id: str, request: PlanUpdate, actor: str = "api") 
         if current["lookup_key"]:
             extra.append(repo.release_op(scope, UNIQUE_FIELD, current["lookup_key"], plan_id))
     try:
-        return repo.replace(scope, record, current["version"], extra_ops=extra, previous=current)
+        return repo.replace(scope, record, current["version"], extra_ops=extra)
     except ConditionFailed:
         # Only the claim of the new lookup key can fail here: another plan holds it.
         raise AlreadyExists(
@@ -195,6 +170,6 @@ def archive(scope: Scope, plan_id: str, actor: str = "api") -> dict[str, Any]:
     extra = []
     if current["lookup_key"]:
         extra.append(repo.release_op(scope, UNIQUE_FIELD, current["lookup_key"], plan_id))
-    archived = repo.replace(scope, record, current["version"], extra_ops=extra, previous=current)
+    archived = repo.replace(scope, record, current["version"], extra_ops=extra)
     metrics.add_metric(name="PlanArchived", unit="Count", value=1)
     return archived

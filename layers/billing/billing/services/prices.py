@@ -19,7 +19,7 @@ Query (``of_plan``). ``lookup_key`` is unique per environment while the price is
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -28,7 +28,7 @@ from billing.ids import PREFIXES, new_id, ulid
 from billing.observability import metrics
 from billing.schemas.prices import PriceCreate, PriceFields, PriceFilter
 from billing.scope import Scope
-from billing.store import catalog, listing
+from billing.store import catalog
 from billing.store.dynamo import ConditionFailed
 from billing.store.entities import ACTIVE, ARCHIVED, entity_pk, strip_keys
 from billing.timeutil import iso, utcnow
@@ -166,35 +166,19 @@ def of_plan(scope: Scope, plan_id: str, *, active_only: bool = True) -> list[dic
     return [r for r in records if r.get("status") == ACTIVE] if active_only else records
 
 
-def search(scope: Scope, criteria: PriceFilter) -> listing.Page:
-    """One page of prices matching ``criteria``, newest first (``order=asc``: oldest first): a plan's prices (its
-    index partition), prices by id (a batch read), else the state index of the status asked for."""
+def search(scope: Scope, criteria: PriceFilter) -> list[dict[str, Any]]:
+    """Prices matching ``criteria``, newest first (``order=asc`` reverses)."""
     repo = catalog.prices()
     plans = criteria.plan_scope()
-    window = listing.window(criteria, "price")
-
-    def keep(record: dict[str, Any]) -> bool:
-        return criteria.keep(normalize(record))
-
+    candidates: Iterable[Mapping[str, Any]]
     if plans is not None:
-        found = listing.selected_page(
-            [item for plan_id in plans for item in of_plan(scope, plan_id, active_only=False)], window, keep
-        )
+        candidates = [item for plan_id in plans for item in of_plan(scope, plan_id, active_only=False)]
     elif criteria.price_ids:
-        found = listing.selected_page(list(repo.get_many(scope, criteria.price_ids).values()), window, keep)
+        candidates = repo.get_many(scope, criteria.price_ids).values()
     else:
-        residual = bool(criteria.entity_type or criteria.meter_ids or criteria.billing_periods)
-        found = listing.state_page(
-            repo.table,
-            scope,
-            "price",
-            window,
-            states=[criteria.status or ACTIVE],
-            counted=not (residual or listing.has_time_range(criteria)),
-            keep=keep,
-        )
-    found.items = [normalize(r) for r in found.items]
-    return found
+        candidates = repo.list(scope)
+    records = sorted((normalize(c) for c in candidates), key=lambda r: r["id"], reverse=True)
+    return criteria.arrange([r for r in records if criteria.keep(r)])
 
 
 # -- writes --------------------------------------------------------------------------------------------------
@@ -278,8 +262,6 @@ def archive(scope: Scope, price_id: str, end_date: Any = None, actor: str = "api
     extra = []
     if current.get("lookup_key"):
         extra.append(repo.release_op(scope, UNIQUE_FIELD, current["lookup_key"], current["id"]))
-    archived = repo.replace(
-        scope, record, current["version"], indexes=indexes(scope, current), extra_ops=extra, previous=current
-    )
+    archived = repo.replace(scope, record, current["version"], indexes=indexes(scope, current), extra_ops=extra)
     metrics.add_metric(name="PriceArchived", unit="Count", value=1)
     return archived

@@ -15,7 +15,7 @@ subscription bills.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -25,16 +25,11 @@ from billing.domain.periods import Schedule
 from billing.errors import InvalidOperation, ServiceUnavailable, ValidationFailed
 from billing.ids import new_id, ulid
 from billing.observability import metrics
-from billing.schemas.subscriptions import (
-    SubscriptionCancel,
-    SubscriptionCreate,
-    SubscriptionFilter,
-    SubscriptionModify,
-)
+from billing.schemas.subscriptions import SubscriptionCancel, SubscriptionCreate, SubscriptionFilter
 from billing.scope import Scope
-from billing.services import coupons, customers, invoices, invoicing, outbox, taxes
+from billing.services import customers, invoices, invoicing
 from billing.services import prices as price_service
-from billing.store import catalog, listing
+from billing.store import catalog
 from billing.store import invoices as keys
 from billing.store.dynamo import ConditionFailed, backoff
 from billing.store.entities import ACTIVE
@@ -118,18 +113,6 @@ def create(scope: Scope, request: SubscriptionCreate, now: datetime, actor: str 
         pricing.as_price(item["price"])  # a stored price that cannot be priced is refused here, not at period end
     repo = keys.subscriptions()
     indexes = invoicing.subscription_indexes(scope, record)
-    made = coupons.for_new_subscription(
-        scope,
-        record,
-        request.subscription_coupons or [],
-        request.coupons or [],
-        request.line_item_coupons or {},
-        first_sequence=coupons.first_sequence_at_creation(invoicing.has_opening_invoice(record)),
-        now=now,
-    )
-    record["coupon_associations"] = [coupons.snapshot(a) for a in made]
-    coupon_ops = [op for a in made for op in coupons.association_ops(scope, a)]
-    record["tax_rates"], tax_ops = taxes.for_subscription(scope, record, request.tax_rate_overrides, now)
     opening = invoicing.opening_invoice(scope, record, now)
     for attempt in range(MAX_ATTEMPTS):
         extra: list[dict[str, Any]] = []
@@ -140,13 +123,9 @@ def create(scope: Scope, request: SubscriptionCreate, now: datetime, actor: str 
                 scope, opening, counter, now, skip_zero=True, expect_absent=True
             )
         try:
-            extra.extend(outbox.subscription_change(scope, None, record))
-            repo.create(scope, record, indexes=indexes, extra_ops=[*extra, *coupon_ops, *tax_ops])
+            repo.create(scope, record, indexes=indexes, extra_ops=extra)
             break
-        except ConditionFailed as failed:
-            used_up = coupons.exhausted(failed.reasons, 1 + len(extra), made)
-            if used_up is not None:
-                raise coupons.refused(used_up) from None
+        except ConditionFailed:
             # The invoice number moved under us (another invoice of this environment); read it again. (Conflicts
             # and throttling are retried by ``Table.transact``; when they persist, the 503/429 reaches the client.)
             backoff(attempt)
@@ -165,61 +144,13 @@ def get(scope: Scope, subscription_id: str) -> dict[str, Any]:
     return keys.subscriptions().get(scope, subscription_id)
 
 
-def search(scope: Scope, criteria: SubscriptionFilter) -> listing.Page:
-    """One page of subscriptions, newest first: by ids (a batch read), by customers (their index partitions), else
-    the state index of the statuses asked for (all by default) with the total from their exact counts."""
+def search(scope: Scope, criteria: SubscriptionFilter) -> list[dict[str, Any]]:
     repo = keys.subscriptions()
-    window = listing.window(criteria, "subscription")
-    if criteria.subscription_ids:
-        found = list(repo.get_many(scope, criteria.subscription_ids).values())
-        return listing.selected_page(found, window, criteria.keep)
-    owners = [*([criteria.customer_id] if criteria.customer_id else []), *(criteria.customer_ids or [])]
-    if criteria.external_customer_id and not owners:
-        owners = invoices.customer_ids_of(scope, criteria.external_customer_id)
-        if not owners:
-            return listing.Page([], 0)
-    if owners:
-        parts = [listing.Partition(keys.customer_subscriptions_key(scope, c), "GSI1") for c in dict.fromkeys(owners)]
-        return listing.indexed_page(repo.table, parts, window, total=None, keep=criteria.keep)
-    residual = (
-        bool(criteria.plan_id or criteria.billing_period)
-        or (criteria.status or ACTIVE) != ACTIVE
-        or listing.has_time_range(criteria)
-    )
-    return listing.state_page(
-        repo.table,
-        scope,
-        "subscription",
-        window,
-        states=criteria.subscription_status,
-        counted=not residual,
-        keep=criteria.keep,
-    )
-
-
-def modify(scope: Scope, subscription_id: str, request: SubscriptionModify, now: datetime) -> dict[str, Any]:
-    """``modify/execute``: attach a coupon to the subscription (or one of its line items) or detach one."""
-    repo = keys.subscriptions()
-    for attempt in range(MAX_ATTEMPTS):
-        current = repo.get(scope, subscription_id)
-        if current["subscription_status"] == "cancelled":
-            raise InvalidOperation(f"subscription {subscription_id} is cancelled", {"id": subscription_id})
-        record, ops, made = coupons.modify(scope, current, request.coupon_params, now)
-        indexes = invoicing.subscription_indexes(scope, record)
-        try:
-            put = repo.table.put_op(
-                repo.item(scope, record, indexes),
-                condition="attribute_exists(PK) AND version = :v",
-                values={":v": int(current["version"])},
-            )
-            repo.table.transact([put, *ops])
-        except ConditionFailed as failed:
-            if made is not None and coupons.exhausted(failed.reasons, 1, [made]) is not None:
-                raise coupons.refused(made["coupon_id"]) from None
-            backoff(attempt)  # the subscription changed meanwhile (invoicing moved it on): read it again
-            continue
-        return record
-    raise ServiceUnavailable("the subscription changed too often meanwhile; retry", {"retry_after": 1})
+    if criteria.customer_id:
+        records = repo.list_by_index("GSI1", keys.customer_subscriptions_key(scope, criteria.customer_id))
+    else:
+        records = repo.list(scope)
+    return criteria.arrange([r for r in records if criteria.keep(r)])
 
 
 def cancel(scope: Scope, subscription_id: str, request: SubscriptionCancel, now: datetime) -> dict[str, Any]:
@@ -230,9 +161,7 @@ def cancel(scope: Scope, subscription_id: str, request: SubscriptionCancel, now:
         raise InvalidOperation(f"subscription {subscription_id} is already cancelled", {"id": subscription_id})
     record = {**current, "updated_at": iso(now), "version": int(current["version"]) + 1}
     record["cancellation_reason"] = request.reason
-    if request.cancellation_type == "scheduled_date":
-        _schedule_cancellation(current, record, request, now)
-    elif request.cancellation_type == "end_of_period":
+    if request.cancellation_type == "end_of_period":
         record.update(cancel_at_period_end=True, cancel_at=current["current_period_end"], last_period=True)
     else:
         stamp = iso(now.replace(microsecond=0))
@@ -246,42 +175,9 @@ def cancel(scope: Scope, subscription_id: str, request: SubscriptionCancel, now:
                 record["current_period_end"] = stamp
             else:
                 record["last_period"] = False
-    events = outbox.subscription_change(scope, current, record)
-    repo.replace(
-        scope,
-        record,
-        int(current["version"]),
-        indexes=invoicing.subscription_indexes(scope, record),
-        extra_ops=events,
-        previous=current,
-    )
+    repo.replace(scope, record, int(current["version"]), indexes=invoicing.subscription_indexes(scope, record))
     metrics.add_metric(name="SubscriptionCancelled", unit="Count", value=1)
     return record
-
-
-def _schedule_cancellation(
-    current: dict[str, Any], record: dict[str, Any], request: SubscriptionCancel, now: datetime
-) -> None:
-    """End the subscription at ``cancel_at``: the period containing it is cut there and is its last one.
-
-    Inside the current period, the period ends at ``cancel_at`` now; later, the period is cut when invoicing moves
-    the subscription into it (``invoicing.next_period``). The write is guarded by the subscription's version, as the
-    period-end invoice's is, so a cancellation racing that invoice is applied before or after it, never between.
-    """
-    assert request.cancel_at is not None
-    at = request.cancel_at.astimezone(UTC).replace(microsecond=0)
-    if at <= now:
-        raise InvalidOperation(
-            "cancel_at must be in the future for scheduled_date; use immediate to cancel now", {"field": "cancel_at"}
-        )
-    start, end = parse_iso(current["current_period_start"]), parse_iso(current["current_period_end"])
-    if at <= start:
-        raise InvalidOperation("cancel_at is before the current period starts; use immediate", {"field": "cancel_at"})
-    if current.get("last_period") and at >= end:
-        raise InvalidOperation("the subscription already ends at its current period's end", {"field": "cancel_at"})
-    record.update(scheduled_cancel_at=iso(at), cancel_at=iso(at), cancel_at_period_end=False)
-    if at <= end:
-        record.update(current_period_end=iso(at), last_period=True)
 
 
 def usage(

@@ -458,7 +458,9 @@ def customer_changed(scope: Scope, event: dict[str, Any]) -> str:
     candidate = repo.find(scope, metadata["flexprice_customer_id"]) if metadata.get("flexprice_customer_id") else None
     email = obj.get("email")
     if candidate is None and email:
-        candidate = next((c for c in customers.by_email(scope, email) if c.get("email") == email), None)
+        candidate = next(
+            (c for c in repo.list(scope) if c.get("status") == "published" and c.get("email") == email), None
+        )
     if candidate is not None:
         if mappings.find(scope, "customer", candidate["id"], PROVIDER) is not None:
             logger.warning(

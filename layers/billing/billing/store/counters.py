@@ -47,22 +47,16 @@ def unique_pk(scope: Scope, customer: str, meter_id: str) -> str:
     return f"{scope.prefix}#uniq#{customer}#{meter_id}"
 
 
-def cursor_pk(scope: Scope, customer: str) -> str:
-    """The customer's counting cursors, one item per stream shard (``SK`` = shard id)."""
-    return f"{scope.prefix}#cur#{customer}"
-
-
 @dataclass
 class Entry:
     """One event's write and what it adds to the counters."""
 
     event_id: str
-    op: dict[str, Any] | None  # the event's own write (back-fill), None when counting from the stream
+    op: dict[str, Any]
     at: datetime
     meters: dict[str, m.Meter] = field(default_factory=dict)
     cells: dict[tuple[str, m.Bucket], m.Cell] = field(default_factory=dict)
-    name: str | None = None  # counted under n#<name> when set (counting, not back-fill)
-    sequence: str = ""  # the stream record's sequence number (zero-padded), when counting from the stream
+    name: str | None = None  # counted under n#<name> when set (ingestion, not back-fill)
 
     def counter_buckets(self) -> list[m.Bucket]:
         return m.buckets_of(self.at)
@@ -78,18 +72,16 @@ class Entry:
         return keys
 
 
-def pack(entries: Sequence[Entry], limit: int = MAX_TRANSACT_ITEMS, *, by_sequence: bool = False) -> list[list[Entry]]:
-    """Split one customer's entries into transactions of at most ``limit`` items, in time (or stream) order."""
+def pack(entries: Sequence[Entry], limit: int = MAX_TRANSACT_ITEMS) -> list[list[Entry]]:
+    """Split one customer's entries into transactions of at most ``limit`` items, in time order."""
     groups: list[list[Entry]] = []
     current: list[Entry] = []
     buckets: set[m.Bucket] = set()
     side: set[tuple[str, str, m.Bucket]] = set()
-    order = (lambda e: (e.sequence, e.event_id)) if by_sequence else (lambda e: (e.at, e.event_id))
-    for entry in sorted(entries, key=order):
+    for entry in sorted(entries, key=lambda e: (e.at, e.event_id)):
         more_buckets = buckets | set(entry.counter_buckets())
         more_side = side | entry.side_keys()
-        own = sum(1 for e in current if e.op is not None) + (entry.op is not None)
-        if current and own + len(more_buckets) + len(more_side) > limit:
+        if current and len(current) + 1 + len(more_buckets) + len(more_side) > limit:
             groups.append(current)
             current, more_buckets, more_side = [], set(entry.counter_buckets()), entry.side_keys()
         current.append(entry)
@@ -111,9 +103,8 @@ class Counters:
         ops: list[dict[str, Any]] = []
         owners: list[Any] = []
         for entry in entries:
-            if entry.op is not None:
-                ops.append(entry.op)
-                owners.append(entry)
+            ops.append(entry.op)
+            owners.append(entry)
         per_bucket: dict[m.Bucket, dict[str, m.Cell]] = {}
         names: dict[m.Bucket, dict[str, int]] = {}
         meters: dict[str, m.Meter] = {}
@@ -243,60 +234,6 @@ class Counters:
             # A transaction cancelled only by conflicts or throttling is retried by ``Table.transact``; when that
             # persists, its 503/429 goes to the client as is (retrying it here too would multiply the waits).
         raise ServiceUnavailable("usage counters are busy; retry the request", {"retry_after": 1})
-
-    def apply(self, customer: str, entries: Sequence[Entry], shard: str, expires_at: int) -> int:
-        """Add the contributions of a stream batch's entries (one customer, one stream shard) exactly once.
-
-        Each transaction carries the counter updates of a run of entries in stream order together with the
-        customer's cursor for the shard (``q``: the last sequence number applied), conditional on the cursor being
-        before the run: a redelivered batch, or one split differently after a failure, finds the cursor past what
-        was applied already, drops those entries and applies the rest. Returns the number of entries applied.
-        """
-        pending = sorted(entries, key=lambda e: e.sequence)
-        skip: set[tuple[str, str, m.Bucket]] = set()
-        applied = 0
-        attempt = 0
-        while pending:
-            if attempt >= MAX_ATTEMPTS:
-                raise ServiceUnavailable("usage counters are busy", {"retry_after": 1})
-            group = pack(pending, MAX_TRANSACT_ITEMS - 1, by_sequence=True)[0]
-            ops, owners = self._ops(customer, group, skip)
-            ops.append(
-                self.table.update_op(
-                    cursor_pk(self.scope, customer),
-                    shard,
-                    "SET q = :last, expires_at = :exp",
-                    condition="attribute_not_exists(q) OR q < :first",
-                    values={":first": group[0].sequence, ":last": group[-1].sequence, ":exp": expires_at},
-                )
-            )
-            owners.append("cursor")
-            try:
-                self.table.transact(ops)
-            except ConditionFailed as failed:
-                unexpected = set(failed.reasons) - _EXPECTED_REASONS
-                if unexpected:
-                    raise RuntimeError(f"usage transaction cancelled: {sorted(map(str, unexpected))}") from None
-                if "ConditionalCheckFailed" in failed.reasons:
-                    # The cursor is the judge: what it has passed was applied already (a redelivery, or another
-                    # delivery of the same records at the same time); otherwise a MAX/LATEST value already wins.
-                    done = self.table.get(cursor_pk(self.scope, customer), shard) or {}
-                    last = str(done.get("q", ""))
-                    remaining = [e for e in pending if e.sequence > last]
-                    if len(remaining) == len(pending):
-                        for i, reason in enumerate(failed.reasons):
-                            if reason == "ConditionalCheckFailed" and isinstance(owners[i], tuple):
-                                skip.add(owners[i])
-                    pending = remaining
-                if {"TransactionConflict", "ThrottlingError"} & set(failed.reasons):
-                    backoff(attempt)
-                attempt += 1
-                continue
-            applied += len(group)
-            done_ids = {id(e) for e in group}
-            pending = [e for e in pending if id(e) not in done_ids]
-            attempt = 0
-        return applied
 
     # -- reads ----------------------------------------------------------------------------------
     def _read_runs(self, pk: str, buckets: Iterable[m.Bucket]) -> dict[m.Bucket, dict[str, Any]]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from decimal import Decimal
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -143,59 +142,6 @@ def _raise_mapped(err: ClientError) -> None:
     raise err
 
 
-def _adds(op: Mapping[str, Any]) -> dict[str, Decimal] | None:
-    """The amounts of an unconditional ``ADD``-only update op (as ``Table.add_op`` writes them), else None."""
-    update = op.get("Update")
-    if not update or "ConditionExpression" in update or not update["UpdateExpression"].startswith("ADD #a"):
-        return None
-    names, values = update["ExpressionAttributeNames"], update["ExpressionAttributeValues"]
-    out: dict[str, Decimal] = {}
-    for pair in update["UpdateExpression"][4:].split(", "):
-        name, value = pair.split(" ")
-        out[names[name]] = out.get(names[name], Decimal(0)) + Decimal(values[value]["N"])
-    return out
-
-
-def coalesce_adds(ops: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Merge the ``add_op`` updates of one item into one (summing per attribute); drop those that add nothing.
-
-    The merged updates go last, after every other op in its order: callers read cancellation reasons by the
-    position of their conditional ops, which come before any counter."""
-    merged: dict[tuple[str, str, str], dict[str, Decimal]] = {}
-    out: list[dict[str, Any] | tuple[str, str, str]] = []
-    for op in ops:
-        amounts = _adds(op)
-        if amounts is None:
-            out.append(op)
-            continue
-        key = (op["Update"]["TableName"], op["Update"]["Key"]["PK"]["S"], op["Update"]["Key"]["SK"]["S"])
-        if key not in merged:
-            merged[key] = {}
-            out.append(key)
-        for attr, amount in amounts.items():
-            merged[key][attr] = merged[key].get(attr, Decimal(0)) + amount
-    result: list[dict[str, Any]] = [entry for entry in out if not isinstance(entry, tuple)]
-    for entry in out:
-        if isinstance(entry, tuple):
-            amounts = {a: v for a, v in merged[entry].items() if v}
-            if amounts:
-                names = {f"#a{n}": attr for n, attr in enumerate(amounts)}
-                values = {f":a{n}": serialize_value(v) for n, v in enumerate(amounts.values())}
-                expression = "ADD " + ", ".join(f"#a{n} :a{n}" for n in range(len(amounts)))
-                result.append(
-                    {
-                        "Update": {
-                            "TableName": entry[0],
-                            "Key": {"PK": {"S": entry[1]}, "SK": {"S": entry[2]}},
-                            "UpdateExpression": expression,
-                            "ExpressionAttributeNames": names,
-                            "ExpressionAttributeValues": values,
-                        }
-                    }
-                )
-    return result
-
-
 class Table:
     def __init__(self, client: Any, name: str) -> None:
         self.client = client
@@ -318,87 +264,18 @@ class Table:
                 return
             kwargs["ExclusiveStartKey"] = last
 
-    def query_page(
-        self,
-        pk: str,
-        *,
-        index: str | None = None,
-        sk_op: str | None = None,
-        sk_values: Sequence[str] = (),
-        forward: bool = True,
-        limit: int | None = None,
-        start_key: Mapping[str, Any] | None = None,
-        projection: Sequence[str] = (),
-        filter_expression: str | None = None,
-        filter_values: Mapping[str, Any] | None = None,
-        filter_names: Mapping[str, str] | None = None,
-        consistent: bool = False,
-    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-        """One Query request: the items it returned and the key to resume after (None at the partition's end).
-
-        ``sk_op`` is one of ``=``, ``<``, ``<=``, ``>``, ``>=`` (one value), ``between`` (two) or ``begins_with`` (one);
-        ``projection`` names the attributes wanted (the read still costs the whole items, but less is parsed).
-        """
-        pk_attr, sk_attr = ("PK", "SK") if index is None else (f"{index}PK", f"{index}SK")
-        expr = "#pk = :pk"
-        names: dict[str, str] = {"#pk": pk_attr, **(filter_names or {})}
-        values: dict[str, Any] = {":pk": {"S": pk}}
-        if sk_op is not None:
-            names["#sk"] = sk_attr
-            if sk_op == "between":
-                expr += " AND #sk BETWEEN :lo AND :hi"
-                values[":lo"], values[":hi"] = {"S": sk_values[0]}, {"S": sk_values[1]}
-            elif sk_op == "begins_with":
-                expr += " AND begins_with(#sk, :sk)"
-                values[":sk"] = {"S": sk_values[0]}
-            else:
-                expr += f" AND #sk {sk_op} :sk"
-                values[":sk"] = {"S": sk_values[0]}
-        kwargs: dict[str, Any] = {
-            "TableName": self.name,
-            "KeyConditionExpression": expr,
-            "ScanIndexForward": forward,
-        }
-        if index is not None:
-            kwargs["IndexName"] = index
-        elif consistent:
-            kwargs["ConsistentRead"] = True
-        if limit is not None:
-            kwargs["Limit"] = max(1, limit)
-        if start_key:
-            kwargs["ExclusiveStartKey"] = dict(start_key)
-        if projection:
-            for n, attr in enumerate(dict.fromkeys(projection)):
-                names[f"#p{n}"] = attr
-            kwargs["ProjectionExpression"] = ", ".join(f"#p{n}" for n in range(len(dict.fromkeys(projection))))
-        if filter_expression:
-            kwargs["FilterExpression"] = filter_expression
-            values.update(_values(filter_values) or {})
-        kwargs["ExpressionAttributeNames"] = names
-        kwargs["ExpressionAttributeValues"] = values
-        try:
-            out = self.client.query(**kwargs)
-        except ClientError as err:
-            _raise_mapped(err)
-        return [deserialize(raw) for raw in out.get("Items", [])], out.get("LastEvaluatedKey")
-
     def query(self, pk: str, **kwargs: Any) -> list[dict[str, Any]]:
         return list(self.query_pages(pk, **kwargs))
 
-    def batch_get(
-        self, keys: Sequence[tuple[str, str]], *, projection: Sequence[str] = (), consistent: bool = True
-    ) -> list[dict[str, Any]]:
+    def batch_get(self, keys: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
         for start in range(0, len(keys), MAX_BATCH_GET):
-            wanted: dict[str, Any] = {
-                "Keys": [{"PK": {"S": pk}, "SK": {"S": sk}} for pk, sk in keys[start : start + MAX_BATCH_GET]],
-                "ConsistentRead": consistent,
+            request = {
+                self.name: {
+                    "Keys": [{"PK": {"S": pk}, "SK": {"S": sk}} for pk, sk in keys[start : start + MAX_BATCH_GET]],
+                    "ConsistentRead": True,
+                }
             }
-            if projection:
-                attrs = list(dict.fromkeys(["PK", "SK", *projection]))
-                wanted["ProjectionExpression"] = ", ".join(f"#p{n}" for n in range(len(attrs)))
-                wanted["ExpressionAttributeNames"] = {f"#p{n}": a for n, a in enumerate(attrs)}
-            request = {self.name: wanted}
             attempt = 0
             while request:
                 try:
@@ -457,53 +334,13 @@ class Table:
             op["ExpressionAttributeValues"] = _values(values)
         return {"Update": op}
 
-    def add_op(self, pk: str, sk: str, amounts: Mapping[str, Any]) -> dict[str, Any]:
-        """An unconditional ``ADD`` of numbers to attributes of one item (counters). Several of these on one item in
-        one transaction are merged into one by ``transact`` (DynamoDB refuses two operations on one item)."""
-        names = {f"#a{n}": attr for n, attr in enumerate(amounts)}
-        values = {f":a{n}": amount for n, amount in enumerate(amounts.values())}
-        return self.update_op(
-            pk, sk, "ADD " + ", ".join(f"#a{n} :a{n}" for n in range(len(amounts))), names=names, values=values
-        )
-
     def delete_op(self, pk: str, sk: str, *, condition: str | None = None) -> dict[str, Any]:
         op: dict[str, Any] = {"TableName": self.name, "Key": {"PK": {"S": pk}, "SK": {"S": sk}}}
         if condition:
             op["ConditionExpression"] = condition
         return {"Delete": op}
 
-    def apply_each(self, ops: Sequence[dict[str, Any]]) -> None:
-        """Apply independent ops one by one, not as a transaction (bulk maintenance: each op stands alone); puts
-        without a condition go in batches of ``MAX_BATCH_WRITE``."""
-        plain: list[dict[str, Any]] = []
-        for op in coalesce_adds(ops):
-            kind, body = next(iter(op.items()))
-            if kind == "Put" and "ConditionExpression" not in body:
-                plain.append({"PutRequest": {"Item": body["Item"]}})
-                continue
-            try:
-                if kind == "Put":
-                    self.client.put_item(**body)
-                elif kind == "Update":
-                    self.client.update_item(**body)
-                else:
-                    self.client.delete_item(**body)
-            except ClientError as err:
-                _raise_mapped(err)
-        for start in range(0, len(plain), MAX_BATCH_WRITE):
-            request: dict[str, Any] = {self.name: plain[start : start + MAX_BATCH_WRITE]}
-            attempt = 0
-            while request:
-                try:
-                    request = self.client.batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
-                except ClientError as err:
-                    _raise_mapped(err)
-                if request:
-                    backoff(attempt)
-                    attempt += 1
-
     def transact(self, ops: Sequence[dict[str, Any]], *, token: str | None = None) -> None:
-        ops = coalesce_adds(ops)
         if not ops:
             return
         if len(ops) > MAX_TRANSACT_ITEMS:

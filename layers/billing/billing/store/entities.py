@@ -16,10 +16,9 @@ from typing import Any
 
 from billing.errors import AlreadyExists, NotFound, VersionConflict, not_found
 from billing.scope import Scope
-from billing.store import tracking
 from billing.store.dynamo import ConditionFailed, Table
 
-KEY_ATTRS = ("PK", "SK", "GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK", "GSI3PK", "GSI3SK")
+KEY_ATTRS = ("PK", "SK", "GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK")
 
 ACTIVE = "published"
 ARCHIVED = "archived"
@@ -74,41 +73,13 @@ class Entities:
     def list_by_index(self, index: str, key: str) -> builtins.list[dict[str, Any]]:
         return [strip_keys(i) for i in self.table.query(key, index=index, forward=False)]
 
-    def find_unique_many(self, scope: Scope, field: str, values: Iterable[str]) -> builtins.list[dict[str, Any]]:
-        """The entities holding these unique values now (one batch read of the claims, one of the entities)."""
-        pk = unique_pk(scope, self.kind, field)
-        claims = self.table.batch_get([(pk, v) for v in dict.fromkeys(values)])
-        return builtins.list(self.get_many(scope, [str(c["entity_id"]) for c in claims]).values())
-
     def lookup_unique(self, scope: Scope, field: str, value: str) -> str | None:
         claim = self.table.get(unique_pk(scope, self.kind, field), value)
         return claim["entity_id"] if claim else None
 
     # -- writes -------------------------------------------------------------------------------
     def item(self, scope: Scope, record: Mapping[str, Any], indexes: Mapping[str, str] | None = None) -> dict[str, Any]:
-        keys = tracking.state_keys(scope, self.kind, record)
-        return {"PK": entity_pk(scope, self.kind), "SK": record["id"], **(indexes or {}), **keys, **record}
-
-    def derived_ops(
-        self, scope: Scope, before: Mapping[str, Any] | None, after: Mapping[str, Any] | None
-    ) -> builtins.list[dict[str, Any]]:
-        """The count (and aggregate) writes that go with ``before`` becoming ``after`` (see ``store.tracking``)."""
-        return tracking.derived_ops(self.table, scope, self.kind, before, after)
-
-    def put_ops(
-        self,
-        scope: Scope,
-        record: Mapping[str, Any],
-        *,
-        previous: Mapping[str, Any] | None,
-        indexes: Mapping[str, str] | None = None,
-        condition: str | None = None,
-        values: Mapping[str, Any] | None = None,
-    ) -> builtins.list[dict[str, Any]]:
-        """The put of ``record`` over ``previous`` (None: a new item) and the writes derived from the change; the put
-        comes first, so a cancellation reason at position 0 is the put's."""
-        put = self.table.put_op(self.item(scope, record, indexes), condition=condition, values=values)
-        return [put, *self.derived_ops(scope, previous, record)]
+        return {"PK": entity_pk(scope, self.kind), "SK": record["id"], **(indexes or {}), **record}
 
     def claim_op(self, scope: Scope, field: str, value: str, entity_id: str) -> dict[str, Any]:
         return self.table.put_op(
@@ -140,7 +111,6 @@ class Entities:
         for field, value in (unique or {}).items():
             ops.append(self.claim_op(scope, field, value, record["id"]))
         ops.extend(extra_ops)
-        ops.extend(self.derived_ops(scope, None, record))
         try:
             self.table.transact(ops)
         except ConditionFailed as failed:
@@ -163,22 +133,15 @@ class Entities:
         *,
         indexes: Mapping[str, str] | None = None,
         extra_ops: Sequence[dict[str, Any]] = (),
-        previous: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Write a changed entity if nobody else changed it since ``expected_version`` was read.
-
-        A tracked kind (``store.tracking``) needs ``previous``, the record as read at ``expected_version``: its counts
-        and aggregates move by the difference in the same transaction.
-        """
-        if previous is None and tracking.tracked(self.kind) is not None:
-            raise TypeError(f"replacing a {self.kind} needs the record it replaces")
+        """Write a changed entity if nobody else changed it since ``expected_version`` was read."""
         put = self.table.put_op(
             self.item(scope, record, indexes),
             condition="attribute_exists(PK) AND version = :v",
             values={":v": expected_version},
         )
         try:
-            self.table.transact([put, *extra_ops, *self.derived_ops(scope, previous, record)])
+            self.table.transact([put, *extra_ops])
         except ConditionFailed as failed:
             if failed.reasons and failed.reasons[0] == "ConditionalCheckFailed":
                 raise VersionConflict(
